@@ -1,0 +1,167 @@
+//! The composition root: opens the store, builds the routing table, starts the ingress and the
+//! dispatchers, and owns the shutdown order (stop accepting → drain deliveries → flush the store).
+//! `main` and the tests call the same [`start`].
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::delivery;
+use crate::ids::SubscriberId;
+use crate::ingress::{self, IngressState};
+use crate::metrics::Metrics;
+use crate::routing::RoutingTable;
+use crate::store::{self, Store};
+
+/// Longest pause between two passes of the retention and dedupe purge.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A started router.
+pub struct Running {
+    /// The ingest listener's address (useful with port 0).
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// Subscriber name → id.
+    pub subscribers: HashMap<String, SubscriberId>,
+    done: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until shutdown has completed.
+    ///
+    /// # Errors
+    /// The server failed, or the final flush did.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("shutdown task failed")?
+    }
+}
+
+/// Runs until `shutdown` fires and everything has stopped.
+///
+/// # Errors
+/// See [`start`] and [`Running::wait`].
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    start(config, listener, shutdown).await?.wait().await
+}
+
+/// Starts everything on `listener` and returns once it is serving.
+///
+/// # Errors
+/// The store cannot be opened (missing permissions, another process holds it) or the listener
+/// cannot be used.
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let data_dir = config.server.data_dir.clone();
+    let store = Store::open(&data_dir, &config.storage)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let subscribers = store.register_subscribers(
+        config
+            .subscribers
+            .iter()
+            .map(|subscriber| subscriber.name.as_str()),
+    )?;
+    let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::new(
+        &config.routes,
+        &subscribers,
+    )));
+    let metrics = Arc::new(Metrics::default());
+    let sender = delivery::sender::Sender::new().context("cannot build the HTTP client")?;
+
+    let grace = config.server.shutdown_grace;
+    let dispatchers = delivery::start(
+        config
+            .subscribers
+            .iter()
+            .map(|subscriber| (subscribers[&subscriber.name], subscriber.clone()))
+            .collect(),
+        config.dead_letter.clone(),
+        &store,
+        &sender,
+        &metrics,
+        grace,
+        &shutdown,
+    )?;
+
+    let state = web::Data::new(IngressState {
+        routing,
+        store: store.clone(),
+        metrics: Arc::clone(&metrics),
+        max_body_size: config.server.max_body_size,
+    });
+    let addr = listener.local_addr()?;
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(ingress::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    let purge_interval = (config.storage.dedupe_window.min(config.storage.retention) / 10)
+        .clamp(Duration::from_millis(100), PURGE_INTERVAL);
+    let purge = tokio::spawn(purge_loop(store.clone(), purge_interval, shutdown.clone()));
+    tracing::info!(listen = %addr, data_dir = %data_dir.display(), subscribers = subscribers.len(), routes = config.routes.len(), "fanout is serving.");
+
+    let final_store = store.clone();
+    let done = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracing::info!("Shutting down: no new events accepted.");
+        server_handle.stop(true).await;
+        let served = server_task.await;
+        let mut dispatchers = dispatchers;
+        while dispatchers.join_next().await.is_some() {}
+        let _ = purge.await;
+        final_store.flush().context("final flush failed")?;
+        tracing::info!("Shutdown complete.");
+        served
+            .context("server task failed")?
+            .context("server failed")
+    });
+    Ok(Running {
+        addr,
+        store,
+        metrics,
+        subscribers,
+        done,
+    })
+}
+
+async fn purge_loop(store: Store, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.purge_expired(store::now_ms())).await {
+            Ok(Ok(removed)) if removed > 0 => tracing::debug!(removed, "Expired events purged."),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(error = %error, "Purge of expired events failed."),
+            Err(error) => tracing::error!(error = %error, "Purge task failed."),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `routes.yaml`: reading, `${VAR}` interpolation and validation into typed, compiled parts.
+//!
+//! The file is read once, interpolated, parsed by the one YAML function in [`raw`] and compiled by
+//! [`compile`] into a [`Config`] whose parts each component takes for itself (the ingress its
+//! limits, the store its storage settings, the dispatchers their subscriber policies). Every
+//! error names the file, the line and the key, and all of them are reported at once.
+
+mod compile;
+pub mod filter;
+mod interpolate;
+mod locate;
+mod raw;
+pub mod secret;
+pub mod summary;
+mod units;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use filter::Filter;
+pub use secret::Secret;
+
+/// Environment lookup used for `${VAR}` interpolation; passed in so that nothing reads the
+/// process environment behind the caller's back (and tests can pass a map).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The whole, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub subscribers: Vec<SubscriberConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub dead_letter: Option<DeadLetterConfig>,
+}
+
+/// Listener and process settings. `listen` and `data_dir` may be overridden from the command line.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest request body accepted on `POST /events`.
+    pub max_body_size: usize,
+    /// HTTP worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+    /// How long shutdown waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+}
+
+/// When ingest acknowledges an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// 202 only after the event is written and fsynced (group commit).
+    Strict,
+    /// 202 once written to the store's memory; flushed within `flush_interval`.
+    Relaxed,
+}
+
+/// Store settings.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub durability: Durability,
+    pub dedupe_window: Duration,
+    pub retention: Duration,
+    pub cache_capacity: u64,
+    /// Background flush period (sled's `flush_every_ms`); bounds loss under `relaxed`.
+    pub flush_interval: Duration,
+}
+
+/// How an event is put on the wire to a subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Binary,
+    Structured,
+}
+
+/// One subscriber and its delivery policy, defaults already applied.
+#[derive(Clone, Debug)]
+pub struct SubscriberConfig {
+    pub name: String,
+    pub url: url::Url,
+    /// Signing secrets; a signature is sent for each (rotation). Empty: deliveries are unsigned.
+    pub secrets: Vec<Secret>,
+    pub mode: Mode,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+/// Retry settings of one subscriber.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    pub initial_interval: Duration,
+    pub multiplier: f64,
+    pub max_interval: Duration,
+    /// Relative jitter: 0.2 means each delay is drawn from ±20 % of the nominal value.
+    pub jitter: f64,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// No new attempt is started this long after the first one.
+    pub max_age: Duration,
+    /// Status codes that are retried (besides connection errors and timeouts, always retried).
+    pub retry_on: RetryOn,
+}
+
+/// A set of HTTP status codes, written as codes (`429`) or classes (`"5xx"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryOn {
+    pub codes: Vec<u16>,
+    pub classes: Vec<u16>,
+}
+
+impl RetryOn {
+    pub fn contains(&self, status: u16) -> bool {
+        self.codes.contains(&status) || self.classes.contains(&(status / 100))
+    }
+}
+
+/// One route: when every filter matches, the event goes to each subscriber in `to`.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// `None` when the route has no filters (it matches every event).
+    pub filter: Option<Filter>,
+    pub to: Vec<String>,
+}
+
+/// Where dead letters are also POSTed, with extension attributes naming what failed.
+#[derive(Clone, Debug)]
+pub struct DeadLetterConfig {
+    pub url: url::Url,
+    pub secrets: Vec<Secret>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// One problem in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the key, e.g. `routes[2].to[0]`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a configuration file.
+///
+/// # Errors
+/// The file cannot be read, or any problem [`parse`] reports.
+pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: None,
+            column: None,
+            key: String::new(),
+            message: format!("cannot read the file: {error}"),
+        }])
+    })?;
+    parse(&text, path, env)
+}
+
+/// Validates configuration text; `path` is used only in messages.
+///
+/// # Errors
+/// Every problem found, each with the file, line and key: YAML syntax, unknown keys, wrong value
+/// types, missing `${VAR}`s, unknown filter dialects or subscribers, duplicate names, bad URLs.
+pub fn parse(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+    let error_at =
+        |line: Option<usize>, column: Option<usize>, key: String, message: String| ConfigError {
+            file: path.to_owned(),
+            line,
+            column,
+            key,
+            message,
+        };
+    let text = interpolate::interpolate(text, env).map_err(|errors| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|error| {
+                    error_at(
+                        Some(error.line),
+                        Some(error.column),
+                        String::new(),
+                        error.message,
+                    )
+                })
+                .collect(),
+        )
+    })?;
+    let raw = raw::from_yaml(&text).map_err(|error| {
+        ConfigErrors(vec![error_at(
+            error.line,
+            error.column,
+            String::new(),
+            error.message,
+        )])
+    })?;
+    let lines = locate::Locations::of(&text);
+    compile::compile(raw, path).map_err(|errors| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|(key, message)| {
+                    let line = lines.find(&key);
+                    error_at(line, None, key, message)
+                })
+                .collect(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

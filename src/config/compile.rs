@@ -1,0 +1,415 @@
+//! Turns the raw serde model into the typed [`Config`], applying defaults and collecting every
+//! error as (key path, message) for the caller to locate in the file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::{OneOrMany, RawConfig, RawRetry, StatusPattern};
+use super::{
+    filter, Config, DeadLetterConfig, Durability, Mode, RetryOn, RetryPolicy, RouteConfig, Secret,
+    ServerConfig, StorageConfig, SubscriberConfig,
+};
+
+/// Built-in defaults, in one place so the README can quote them.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const DATA_DIR: &str = "./fanout-data";
+    pub const MAX_BODY_SIZE: u64 = 1024 * 1024;
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+    pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+    pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+    pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+    pub const TIMEOUT: Duration = Duration::from_secs(15);
+    pub const CONCURRENCY: usize = 16;
+    pub const INITIAL_INTERVAL: Duration = Duration::from_secs(1);
+    pub const MULTIPLIER: f64 = 2.0;
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+    pub const JITTER: f64 = 0.2;
+    pub const MAX_ATTEMPTS: u32 = 12;
+    pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+}
+
+/// Header names fanout sets itself; a subscriber's static `headers` may not override them.
+const RESERVED_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-length",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "transfer-encoding",
+];
+
+type Errors = Vec<(String, String)>;
+
+pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
+    let mut errors = Errors::new();
+
+    let listen_text = raw
+        .server
+        .listen
+        .unwrap_or_else(|| defaults::LISTEN.to_owned());
+    let listen = listen_text.parse().unwrap_or_else(|_| {
+        errors.push((
+            "server.listen".into(),
+            format!("{listen_text:?} is not an address like 0.0.0.0:8080"),
+        ));
+        defaults::LISTEN
+            .parse()
+            .expect("the default listen address parses")
+    });
+    let max_body_size = raw.server.max_body_size.unwrap_or(defaults::MAX_BODY_SIZE);
+    if max_body_size == 0 {
+        errors.push((
+            "server.max_body_size".into(),
+            "must be greater than zero".into(),
+        ));
+    }
+    if raw.server.workers == Some(0) {
+        errors.push(("server.workers".into(), "must be at least 1".into()));
+    }
+    let server = ServerConfig {
+        listen,
+        data_dir: raw
+            .server
+            .data_dir
+            .unwrap_or_else(|| defaults::DATA_DIR.into()),
+        max_body_size: usize::try_from(max_body_size).unwrap_or(usize::MAX),
+        workers: raw.server.workers,
+        shutdown_grace: raw
+            .server
+            .shutdown_grace
+            .unwrap_or(defaults::SHUTDOWN_GRACE),
+    };
+
+    let storage = StorageConfig {
+        durability: raw.storage.durability.unwrap_or(Durability::Strict),
+        dedupe_window: raw.storage.dedupe_window.unwrap_or(defaults::DEDUPE_WINDOW),
+        retention: raw.storage.retention.unwrap_or(defaults::RETENTION),
+        cache_capacity: raw
+            .storage
+            .cache_capacity
+            .unwrap_or(defaults::CACHE_CAPACITY),
+        flush_interval: raw
+            .storage
+            .flush_interval
+            .unwrap_or(defaults::FLUSH_INTERVAL),
+    };
+    if storage.flush_interval.is_zero() {
+        errors.push((
+            "storage.flush_interval".into(),
+            "must be greater than zero".into(),
+        ));
+    }
+
+    let default_retry = retry_policy(&RawRetry::default(), None, "defaults.retry", &mut errors);
+    let default_retry = retry_policy(
+        &raw.defaults.retry,
+        Some(&default_retry),
+        "defaults.retry",
+        &mut errors,
+    );
+    let default_timeout = raw.defaults.timeout.unwrap_or(defaults::TIMEOUT);
+    let default_concurrency = raw.defaults.concurrency.unwrap_or(defaults::CONCURRENCY);
+    let default_mode = raw.defaults.mode.unwrap_or(Mode::Binary);
+    positive_duration(default_timeout, "defaults.timeout", &mut errors);
+    if default_concurrency == 0 {
+        errors.push(("defaults.concurrency".into(), "must be at least 1".into()));
+    }
+
+    let mut subscribers = Vec::with_capacity(raw.subscribers.len());
+    for (name, subscriber) in raw.subscribers {
+        let key = format!("subscribers.{name}");
+        if !is_name(&name) {
+            errors.push((
+                key.clone(),
+                format!("{name:?} is not a valid name (letters, digits, '-', '_' and '.')"),
+            ));
+        }
+        let url = parse_url(&subscriber.url, &format!("{key}.url"), &mut errors);
+        let secrets = parse_secrets(subscriber.secret, &format!("{key}.secret"), &mut errors);
+        let headers = check_headers(subscriber.headers, &format!("{key}.headers"), &mut errors);
+        let timeout = subscriber.timeout.unwrap_or(default_timeout);
+        positive_duration(timeout, &format!("{key}.timeout"), &mut errors);
+        let concurrency = subscriber.concurrency.unwrap_or(default_concurrency);
+        if concurrency == 0 {
+            errors.push((format!("{key}.concurrency"), "must be at least 1".into()));
+        }
+        let retry = retry_policy(
+            &subscriber.retry,
+            Some(&default_retry),
+            &format!("{key}.retry"),
+            &mut errors,
+        );
+        if let Some(url) = url {
+            subscribers.push(SubscriberConfig {
+                name,
+                url,
+                secrets,
+                mode: subscriber.mode.unwrap_or(default_mode),
+                headers,
+                timeout,
+                concurrency,
+                retry,
+            });
+        }
+    }
+
+    let known: HashSet<&str> = subscribers
+        .iter()
+        .map(|subscriber| subscriber.name.as_str())
+        .collect();
+    let mut route_names = HashSet::new();
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (index, route) in raw.routes.into_iter().enumerate() {
+        let key = format!("routes[{index}]");
+        if route.name.is_empty() {
+            errors.push((format!("{key}.name"), "must not be empty".into()));
+        } else if !route_names.insert(route.name.clone()) {
+            errors.push((
+                format!("{key}.name"),
+                format!("duplicate route name {:?}", route.name),
+            ));
+        }
+        if route.to.is_empty() {
+            errors.push((
+                format!("{key}.to"),
+                "must list at least one subscriber".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (position, target) in route.to.iter().enumerate() {
+            if !known.contains(target.as_str()) {
+                errors.push((
+                    format!("{key}.to[{position}]"),
+                    format!("unknown subscriber {target:?}"),
+                ));
+            } else if !seen.insert(target.as_str()) {
+                errors.push((
+                    format!("{key}.to[{position}]"),
+                    format!("subscriber {target:?} is listed twice"),
+                ));
+            }
+        }
+        let filter = filter::compile_all(route.filters, &format!("{key}.filters"), &mut errors);
+        routes.push(RouteConfig {
+            name: route.name,
+            filter,
+            to: route.to,
+        });
+    }
+
+    let dead_letter = raw.dead_letter.and_then(|raw| {
+        let url = parse_url(&raw.url, "dead_letter.url", &mut errors)?;
+        let timeout = raw.timeout.unwrap_or(default_timeout);
+        positive_duration(timeout, "dead_letter.timeout", &mut errors);
+        Some(DeadLetterConfig {
+            url,
+            secrets: parse_secrets(raw.secret, "dead_letter.secret", &mut errors),
+            headers: check_headers(raw.headers, "dead_letter.headers", &mut errors),
+            timeout,
+            retry: retry_policy(
+                &raw.retry,
+                Some(&default_retry),
+                "dead_letter.retry",
+                &mut errors,
+            ),
+        })
+    });
+
+    if errors.is_empty() {
+        Ok(Config {
+            path: path.to_owned(),
+            server,
+            storage,
+            subscribers,
+            routes,
+            dead_letter,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn retry_policy(
+    raw: &RawRetry,
+    base: Option<&RetryPolicy>,
+    key: &str,
+    errors: &mut Errors,
+) -> RetryPolicy {
+    let policy = RetryPolicy {
+        initial_interval: raw
+            .initial_interval
+            .or(base.map(|base| base.initial_interval))
+            .unwrap_or(defaults::INITIAL_INTERVAL),
+        multiplier: raw
+            .multiplier
+            .or(base.map(|base| base.multiplier))
+            .unwrap_or(defaults::MULTIPLIER),
+        max_interval: raw
+            .max_interval
+            .or(base.map(|base| base.max_interval))
+            .unwrap_or(defaults::MAX_INTERVAL),
+        jitter: raw
+            .jitter
+            .or(base.map(|base| base.jitter))
+            .unwrap_or(defaults::JITTER),
+        max_attempts: raw
+            .max_attempts
+            .or(base.map(|base| base.max_attempts))
+            .unwrap_or(defaults::MAX_ATTEMPTS),
+        max_age: raw
+            .max_age
+            .or(base.map(|base| base.max_age))
+            .unwrap_or(defaults::MAX_AGE),
+        retry_on: match &raw.retry_on {
+            Some(patterns) => retry_on(patterns, &format!("{key}.retry_on"), errors),
+            None => base
+                .map(|base| base.retry_on.clone())
+                .unwrap_or_else(|| RetryOn {
+                    codes: vec![408, 429],
+                    classes: vec![5],
+                }),
+        },
+    };
+    if !(policy.multiplier >= 1.0 && policy.multiplier.is_finite()) {
+        errors.push((format!("{key}.multiplier"), "must be a number >= 1".into()));
+    }
+    if !(0.0..1.0).contains(&policy.jitter) {
+        errors.push((
+            format!("{key}.jitter"),
+            "must be at least 0 and below 1 (0.2 means ±20 %)".into(),
+        ));
+    }
+    if policy.max_attempts == 0 {
+        errors.push((format!("{key}.max_attempts"), "must be at least 1".into()));
+    }
+    positive_duration(
+        policy.initial_interval,
+        &format!("{key}.initial_interval"),
+        errors,
+    );
+    if policy.max_interval < policy.initial_interval {
+        errors.push((
+            format!("{key}.max_interval"),
+            "must not be below initial_interval".into(),
+        ));
+    }
+    policy
+}
+
+fn retry_on(patterns: &[StatusPattern], key: &str, errors: &mut Errors) -> RetryOn {
+    let mut set = RetryOn {
+        codes: Vec::new(),
+        classes: Vec::new(),
+    };
+    for (index, pattern) in patterns.iter().enumerate() {
+        match pattern {
+            StatusPattern::Code(code) if (100..600).contains(code) => set.codes.push(*code),
+            StatusPattern::Text(text)
+                if text.len() == 3
+                    && text.ends_with("xx")
+                    && matches!(text.as_bytes()[0], b'1'..=b'5') =>
+            {
+                set.classes.push(u16::from(text.as_bytes()[0] - b'0'));
+            }
+            _ => errors.push((
+                format!("{key}[{index}]"),
+                "must be a status code like 429 or a class like \"5xx\"".into(),
+            )),
+        }
+    }
+    set
+}
+
+fn positive_duration(duration: Duration, key: &str, errors: &mut Errors) {
+    if duration.is_zero() {
+        errors.push((key.to_owned(), "must be greater than zero".into()));
+    }
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
+}
+
+fn parse_url(text: &str, key: &str, errors: &mut Errors) -> Option<url::Url> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Ok(_) => {
+            errors.push((
+                key.to_owned(),
+                format!("{text:?} must be an http:// or https:// URL with a host"),
+            ));
+            None
+        }
+        Err(error) => {
+            errors.push((
+                key.to_owned(),
+                format!("{text:?} is not a valid URL ({error})"),
+            ));
+            None
+        }
+    }
+}
+
+fn parse_secrets(raw: Option<OneOrMany>, key: &str, errors: &mut Errors) -> Vec<Secret> {
+    let list = raw.map(OneOrMany::into_vec).unwrap_or_default();
+    let single = list.len() == 1;
+    list.iter()
+        .enumerate()
+        .filter_map(|(index, text)| {
+            let key = if single {
+                key.to_owned()
+            } else {
+                format!("{key}[{index}]")
+            };
+            Secret::parse(text)
+                .map_err(|message| errors.push((key, message)))
+                .ok()
+        })
+        .collect()
+}
+
+fn check_headers(
+    headers: BTreeMap<String, String>,
+    key: &str,
+    errors: &mut Errors,
+) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+        if !token {
+            errors.push((
+                format!("{key}.{name}"),
+                format!("{name:?} is not a valid header name"),
+            ));
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("ce-") {
+            errors.push((
+                format!("{key}.{name}"),
+                format!("{name} is set by fanout and cannot be configured"),
+            ));
+        } else if value
+            .bytes()
+            .any(|byte| byte < 0x20 && byte != b'\t' || byte == 0x7f)
+        {
+            errors.push((
+                format!("{key}.{name}"),
+                "header values must not contain control characters".into(),
+            ));
+        } else {
+            out.push((name, value));
+        }
+    }
+    out
+}

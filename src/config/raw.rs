@@ -1,0 +1,236 @@
+//! The serde model of `routes.yaml`, exactly as written (strict: unknown keys are errors), and
+//! the one function that parses YAML, so that the archived `serde_yaml` can be swapped for a
+//! maintained fork in this file alone.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::units::{deserialize_byte_size, deserialize_duration};
+use super::{Durability, Mode};
+
+/// A YAML syntax or shape error with its position (1-based).
+pub struct YamlError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// Parses the (already interpolated) text of a routes file.
+pub fn from_yaml(text: &str) -> Result<RawConfig, YamlError> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_yaml::from_str(text).map_err(|error| {
+        let location = error.location();
+        // serde_yaml appends " at line L column C" itself; the position is reported separately.
+        let message = error.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(index) if location.is_some() => message[..index].to_owned(),
+            _ => message,
+        };
+        YamlError {
+            line: location.as_ref().map(|location| location.line()),
+            column: location.as_ref().map(|location| location.column()),
+            message,
+        }
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub defaults: RawPolicy,
+    #[serde(default)]
+    pub dead_letter: Option<RawDeadLetter>,
+    #[serde(default, deserialize_with = "unique_names")]
+    pub subscribers: BTreeMap<String, RawSubscriber>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "deserialize_byte_size")]
+    pub max_body_size: Option<u64>,
+    pub workers: Option<usize>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub durability: Option<Durability>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub dedupe_window: Option<Duration>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub retention: Option<Duration>,
+    #[serde(default, deserialize_with = "deserialize_byte_size")]
+    pub cache_capacity: Option<u64>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub flush_interval: Option<Duration>,
+}
+
+/// Delivery policy knobs shared by `defaults` and each subscriber.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub timeout: Option<Duration>,
+    pub concurrency: Option<usize>,
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub initial_interval: Option<Duration>,
+    pub multiplier: Option<f64>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub max_interval: Option<Duration>,
+    pub jitter: Option<f64>,
+    pub max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub max_age: Option<Duration>,
+    pub retry_on: Option<Vec<StatusPattern>>,
+}
+
+/// `429` or `"5xx"` in `retry_on`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusPattern {
+    Code(u16),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscriber {
+    pub url: String,
+    pub secret: Option<OneOrMany>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub timeout: Option<Duration>,
+    pub concurrency: Option<usize>,
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadLetter {
+    pub url: String,
+    pub secret: Option<OneOrMany>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+/// One secret or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    #[serde(default)]
+    pub filters: Vec<RawFilter>,
+    pub to: Vec<String>,
+}
+
+/// A CloudEvents Subscriptions API filter expression: a map with exactly one dialect key (a
+/// struct rather than an enum so that an unknown dialect is reported with its line).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    pub exact: Option<BTreeMap<String, Scalar>>,
+    pub prefix: Option<BTreeMap<String, Scalar>>,
+    pub suffix: Option<BTreeMap<String, Scalar>>,
+    pub all: Option<Vec<RawFilter>>,
+    pub any: Option<Vec<RawFilter>>,
+    pub not: Option<Box<RawFilter>>,
+}
+
+/// A filter value: YAML strings, numbers and booleans all compare as their text.
+#[derive(Debug)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Text(String),
+            Integer(i64),
+            Boolean(bool),
+        }
+        Ok(Scalar(match Any::deserialize(deserializer)? {
+            Any::Text(text) => text,
+            Any::Integer(number) => number.to_string(),
+            Any::Boolean(flag) => flag.to_string(),
+        }))
+    }
+}
+
+/// Deserialises a map, refusing a key given twice (serde would silently keep the last one).
+fn unique_names<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Visitor<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a map of names")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if out.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format!("duplicate name `{name}`")));
+                }
+                let value = map.next_value()?;
+                out.insert(name, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+}

@@ -1,0 +1,47 @@
+//! Standard Webhooks signing secrets (`whsec_<base64>`), never printed.
+
+use std::fmt;
+
+use base64::Engine;
+
+/// The raw key bytes of a `whsec_` secret. `Debug` and `Display` redact it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+/// The prefix every Standard Webhooks secret carries.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+impl Secret {
+    /// Parses `whsec_<base64>`.
+    ///
+    /// # Errors
+    /// A message (without the secret) when the prefix is missing or the rest is not base64.
+    pub fn parse(text: &str) -> Result<Secret, String> {
+        let Some(encoded) = text.strip_prefix(SECRET_PREFIX) else {
+            return Err(format!(
+                "a secret must start with {SECRET_PREFIX} followed by base64"
+            ));
+        };
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| format!("the part after {SECRET_PREFIX} is not valid base64"))?;
+        if key.len() < 16 {
+            return Err(format!(
+                "a secret must hold at least 16 bytes (it holds {})",
+                key.len()
+            ));
+        }
+        Ok(Secret(key))
+    }
+
+    /// The key bytes, for the signer.
+    pub fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

@@ -1,0 +1,183 @@
+use std::path::Path;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse_ok(text: &str) -> Config {
+    parse(text, Path::new("routes.yaml"), &no_env).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+#[track_caller]
+fn check_error(text: &str, line: usize, key: &str, needle: &str) {
+    let errors = parse(text, Path::new("routes.yaml"), &no_env)
+        .expect_err("should be invalid")
+        .0;
+    assert!(
+        errors.iter().any(|error| error.line == Some(line)
+            && error.key == key
+            && error.message.contains(needle)
+            && error.to_string().starts_with("routes.yaml:")),
+        "wanted line {line} key {key:?} containing {needle:?}, got:\n{}",
+        ConfigErrors(errors.clone())
+    );
+}
+
+const VALID: &str = "\
+defaults:
+  timeout: 5s
+  retry:
+    max_attempts: 4
+subscribers:
+  erp:
+    url: http://127.0.0.1:9001/hook
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+  slack:
+    url: https://hooks.example.com/x
+    mode: structured
+    concurrency: 2
+    retry:
+      initial_interval: 50ms
+      retry_on: [429, \"5xx\"]
+routes:
+  - name: orders
+    filters:
+      - prefix: { type: com.shop.order. }
+      - not: { exact: { source: /test } }
+    to: [erp, slack]
+  - name: everything
+    to: [slack]
+";
+
+#[test]
+fn applies_defaults_and_overrides() {
+    let config = parse_ok(VALID);
+    assert_eq!(config.subscribers.len(), 2);
+    let erp = &config.subscribers[0];
+    assert_eq!(erp.name, "erp");
+    assert_eq!(erp.timeout, Duration::from_secs(5));
+    assert_eq!(erp.retry.max_attempts, 4);
+    assert_eq!(erp.retry.initial_interval, Duration::from_secs(1));
+    assert_eq!(erp.secrets.len(), 1);
+    assert_eq!(erp.mode, Mode::Binary);
+    let slack = &config.subscribers[1];
+    assert_eq!(slack.mode, Mode::Structured);
+    assert_eq!(slack.concurrency, 2);
+    assert_eq!(slack.retry.max_attempts, 4);
+    assert_eq!(slack.retry.initial_interval, Duration::from_millis(50));
+    assert!(slack.retry.retry_on.contains(503) && !slack.retry.retry_on.contains(408));
+    assert!(erp.retry.retry_on.contains(408) && !erp.retry.retry_on.contains(404));
+    assert_eq!(config.routes.len(), 2);
+    assert!(config.routes[1].filter.is_none());
+    assert_eq!(config.server.max_body_size, 1024 * 1024);
+    assert_eq!(config.storage.durability, Durability::Strict);
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    check_error(
+        &VALID.replace("to: [erp, slack]", "to: [erp, ghost]"),
+        21,
+        "routes[0].to[1]",
+        "unknown subscriber \"ghost\"",
+    );
+    check_error(
+        &VALID.replace("http://127.0.0.1:9001/hook", "not a url"),
+        7,
+        "subscribers.erp.url",
+        "not a valid URL",
+    );
+    check_error(
+        &VALID.replace("http://127.0.0.1:9001/hook", "ftp://x/y"),
+        7,
+        "subscribers.erp.url",
+        "http",
+    );
+    check_error(
+        &VALID.replace("- prefix:", "- prefx:"),
+        19,
+        "",
+        "unknown field `prefx`, expected one of `exact`",
+    );
+    check_error(
+        &VALID.replace("    mode: structured", "    mood: structured"),
+        11,
+        "",
+        "unknown field `mood`",
+    );
+    check_error(
+        &VALID.replace("name: everything", "name: orders"),
+        22,
+        "routes[1].name",
+        "duplicate route name",
+    );
+    check_error(
+        &VALID.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "hunter2"),
+        8,
+        "subscribers.erp.secret",
+        "whsec_",
+    );
+    check_error(
+        &VALID.replace("timeout: 5s", "timeout: soon"),
+        2,
+        "",
+        "invalid duration",
+    );
+    check_error(
+        &VALID.replace("url: http://127.0.0.1:9001/hook", "url: ${ERP_URL}"),
+        7,
+        "",
+        "ERP_URL",
+    );
+    check_error(
+        &VALID.replace("{ type: com.shop.order. }", "{ Type: x }"),
+        19,
+        "routes[0].filters[0].prefix.Type",
+        "attribute name",
+    );
+    check_error(
+        &VALID.replace("to: [slack]", "to: []"),
+        23,
+        "routes[1].to",
+        "at least one",
+    );
+    check_error(
+        &VALID.replace("concurrency: 2", "concurrency: 0"),
+        12,
+        "subscribers.slack.concurrency",
+        "at least 1",
+    );
+    check_error(
+        &VALID.replace("\"5xx\"", "\"6xx\""),
+        15,
+        "subscribers.slack.retry.retry_on[1]",
+        "status code",
+    );
+}
+
+#[test]
+fn duplicate_subscriber_names_are_errors() {
+    let text = VALID.replace("  slack:\n", "  erp:\n");
+    let errors = parse(&text, Path::new("routes.yaml"), &no_env).unwrap_err();
+    assert!(errors.to_string().contains("duplicate"), "{errors}");
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let config = parse_ok(VALID);
+    let printed = format!("{:?}", config.subscribers[0]);
+    assert!(
+        !printed.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn environment_fills_variables() {
+    let env = |name: &str| (name == "ERP_URL").then(|| "http://127.0.0.1:7/erp".to_owned());
+    let text = VALID.replace("url: http://127.0.0.1:9001/hook", "url: ${ERP_URL}");
+    let config = parse(&text, Path::new("routes.yaml"), &env).unwrap();
+    assert_eq!(config.subscribers[0].url.as_str(), "http://127.0.0.1:7/erp");
+}

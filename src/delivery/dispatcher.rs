@@ -1,0 +1,441 @@
+//! One dispatcher per subscriber: claims due work (retries first, then new events from its cursor
+//! in the log), runs up to `concurrency` attempts at once, and applies each outcome to the store.
+//!
+//! A dispatcher owns its subscriber's progress alone, so a slow or dead subscriber only ever
+//! fills its own attempt slots. Its cursor is the lowest log position it has not finished with;
+//! after a crash it resumes there (at least once: what was in flight is sent again).
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SubscriberConfig;
+use crate::event::Event;
+use crate::ids::{webhook_id, EventSeq, SubscriberId};
+use crate::metrics::Metrics;
+use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
+
+use super::outcome::{classify, Outcome};
+use super::policy::{decide, Decision};
+use super::request;
+use super::sender::Sender;
+
+/// Events read from the log per store call.
+const READ_BATCH: usize = 256;
+/// Log records looked at per store call (bounds the work of skipping other subscribers' events).
+const SCAN_LIMIT: usize = 4096;
+/// Pause after a store error before trying again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Everything a dispatcher and its attempts share.
+pub struct Context {
+    pub id: SubscriberId,
+    pub config: SubscriberConfig,
+    pub store: Store,
+    pub sender: Sender,
+    pub metrics: Arc<Metrics>,
+    /// Woken when a dead letter is queued for forwarding (`None`: no dead-letter URL).
+    pub dead_letter_outbox: Option<Arc<Notify>>,
+    /// How long shutdown waits for attempts in flight.
+    pub grace: Duration,
+}
+
+struct Job {
+    seq: EventSeq,
+    event: Arc<Event>,
+    /// `None` for a first attempt read from the log.
+    retry: Option<RetryState>,
+}
+
+struct Done {
+    job: Job,
+    outcome: Outcome,
+    attempt: AttemptRecord,
+}
+
+/// The dispatcher of one subscriber.
+pub struct Dispatcher {
+    context: Arc<Context>,
+    tasks: JoinSet<Done>,
+    /// Next log position to read.
+    scan_pos: EventSeq,
+    /// Read from the log, not started yet.
+    buffer: VecDeque<StoredEvent>,
+    fresh_in_flight: BTreeSet<EventSeq>,
+    retries_in_flight: HashSet<EventSeq>,
+    persisted_cursor: EventSeq,
+    /// Log positions up to here may already have a retry or dead-letter record (from before a
+    /// restart); newer ones cannot, so they skip that lookup.
+    recovered_upto: EventSeq,
+    disabled: bool,
+}
+
+impl Dispatcher {
+    /// Prepares the dispatcher from the store's state.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub fn new(context: Context) -> Result<Dispatcher, StoreError> {
+        let cursor = context.store.cursor(context.id)?;
+        let disabled = context.store.disabled(context.id)?;
+        if let Some(reason) = &disabled {
+            tracing::error!(subscriber = %context.config.name, reason = %reason, "Subscriber is disabled; its deliveries are kept pending.");
+        }
+        let recovered_upto = *context.store.committed().borrow();
+        Ok(Dispatcher {
+            context: Arc::new(context),
+            tasks: JoinSet::new(),
+            scan_pos: cursor,
+            buffer: VecDeque::new(),
+            fresh_in_flight: BTreeSet::new(),
+            retries_in_flight: HashSet::new(),
+            persisted_cursor: cursor,
+            recovered_upto,
+            disabled: disabled.is_some(),
+        })
+    }
+
+    /// Delivers until `shutdown`, then waits up to the grace period for attempts in flight.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut committed = self.context.store.committed();
+        loop {
+            committed.borrow_and_update();
+            if let Err(error) = self.fill() {
+                tracing::error!(subscriber = %self.context.config.name, error = %error, "Dispatcher cannot read the store.");
+                tokio::select! {
+                    _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            let caught_up = self.buffer.is_empty() && self.scan_pos > *committed.borrow();
+            let retry_timer = self.retry_timer();
+            tokio::select! {
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.finish(done);
+                }
+                changed = committed.changed(), if caught_up && !self.disabled => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = sleep_until_ms(retry_timer), if retry_timer.is_some() => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.drain().await;
+    }
+
+    async fn drain(&mut self) {
+        let grace = self.context.grace;
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = self.tasks.join_next().await {
+                self.finish(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(subscriber = %self.context.config.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
+            self.tasks.abort_all();
+        }
+        self.save_cursor();
+    }
+
+    fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Starts attempts until the concurrency limit: due retries first, then new events.
+    fn fill(&mut self) -> Result<(), StoreError> {
+        if self.disabled {
+            return Ok(());
+        }
+        let limit = self.context.config.concurrency;
+        let context = Arc::clone(&self.context);
+        let store = &context.store;
+        let id = context.id;
+        if self.in_flight() < limit {
+            let due = store.due_retries(id, store::now_ms(), limit - self.in_flight(), |seq| {
+                self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
+            })?;
+            for retry in due {
+                match store.event(retry.seq)? {
+                    Some(stored) => {
+                        self.retries_in_flight.insert(retry.seq);
+                        self.spawn(Job {
+                            seq: retry.seq,
+                            event: Arc::new(stored.event),
+                            retry: Some(retry.state),
+                        });
+                    }
+                    None => {
+                        tracing::error!(subscriber = %self.context.config.name, seq = %retry.seq, "Event of a pending retry has left the retention window; the delivery cannot be made.");
+                        store.complete(id, retry.seq, Some(&retry.state))?;
+                    }
+                }
+            }
+        }
+        while self.in_flight() < limit {
+            let Some(stored) = self.next_fresh()? else {
+                break;
+            };
+            if stored.seq <= self.recovered_upto && store.has_delivery_record(id, stored.seq)? {
+                continue;
+            }
+            self.fresh_in_flight.insert(stored.seq);
+            self.spawn(Job {
+                seq: stored.seq,
+                event: Arc::new(stored.event),
+                retry: None,
+            });
+        }
+        self.save_cursor();
+        Ok(())
+    }
+
+    fn next_fresh(&mut self) -> Result<Option<StoredEvent>, StoreError> {
+        loop {
+            if let Some(stored) = self.buffer.pop_front() {
+                return Ok(Some(stored));
+            }
+            if self.scan_pos > *self.context.store.committed().borrow() {
+                return Ok(None);
+            }
+            let (events, next) = self.context.store.events_for(
+                self.context.id,
+                self.scan_pos,
+                READ_BATCH,
+                SCAN_LIMIT,
+            )?;
+            self.scan_pos = next;
+            self.buffer.extend(events);
+        }
+    }
+
+    fn spawn(&mut self, job: Job) {
+        let context = Arc::clone(&self.context);
+        self.tasks.spawn(attempt(context, job));
+    }
+
+    /// When the next retry not already in flight is due, if a slot is free to run it.
+    fn retry_timer(&self) -> Option<u64> {
+        if self.disabled || self.in_flight() >= self.context.config.concurrency {
+            return None;
+        }
+        let skip = |seq: EventSeq| {
+            self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
+        };
+        match self.context.store.next_retry_at(self.context.id, skip) {
+            Ok(at) => at,
+            Err(error) => {
+                tracing::error!(subscriber = %self.context.config.name, error = %error, "Dispatcher cannot read the retry schedule.");
+                Some(store::now_ms() + 1_000)
+            }
+        }
+    }
+
+    fn finish(&mut self, done: Result<Done, tokio::task::JoinError>) {
+        let done = match done {
+            Ok(done) => done,
+            Err(error) => {
+                // A panic in an attempt is a bug; its delivery stays pending and is retried.
+                tracing::error!(subscriber = %self.context.config.name, error = %error, "Delivery attempt task failed.");
+                return;
+            }
+        };
+        let seq = done.job.seq;
+        if let Err(error) = self.apply(done) {
+            tracing::error!(subscriber = %self.context.config.name, seq = %seq, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
+        }
+        self.fresh_in_flight.remove(&seq);
+        self.retries_in_flight.remove(&seq);
+        self.save_cursor();
+    }
+
+    fn apply(&mut self, done: Done) -> Result<(), StoreError> {
+        let Done {
+            job,
+            outcome,
+            attempt,
+        } = done;
+        let context = &self.context;
+        let store = &context.store;
+        let name = &context.config.name;
+        let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
+        store.record_attempt(context.id, job.seq, attempts, &attempt)?;
+        let first_attempt_ms = job
+            .retry
+            .as_ref()
+            .map_or(attempt.at_ms, |retry| retry.first_attempt_ms);
+        let now_ms = store::now_ms();
+        let decision = decide(
+            &context.config.retry,
+            &outcome,
+            attempts,
+            first_attempt_ms,
+            now_ms,
+            rand::random::<f64>(),
+        );
+        if !matches!(decision, Decision::Delivered) {
+            Metrics::add(&context.metrics.attempts_failed, 1);
+        }
+        match decision {
+            Decision::Delivered => {
+                store.complete(context.id, job.seq, job.retry.as_ref())?;
+                Metrics::add(&context.metrics.deliveries_succeeded, 1);
+            }
+            Decision::Retry { at_ms } => {
+                let state = RetryState {
+                    attempts,
+                    first_attempt_ms,
+                    next_attempt_ms: at_ms,
+                    last_status: attempt.status,
+                    last_error: attempt.error.clone(),
+                };
+                store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
+                Metrics::add(&context.metrics.retries_scheduled, 1);
+                tracing::info!(subscriber = %name, seq = %job.seq, attempt = attempts, status = ?attempt.status, error = ?attempt.error, retry_in_ms = at_ms.saturating_sub(now_ms), "Delivery failed; retry scheduled.");
+            }
+            Decision::Dead { reason } => {
+                let letter = DeadLetter {
+                    event: Arc::unwrap_or_clone(job.event),
+                    reason,
+                    last_status: attempt.status,
+                    attempts,
+                    first_attempt_ms,
+                    dead_at_ms: now_ms,
+                };
+                store.dead_letter(
+                    context.id,
+                    job.seq,
+                    &letter,
+                    job.retry.as_ref(),
+                    context.dead_letter_outbox.is_some(),
+                )?;
+                Metrics::add(&context.metrics.dead_lettered, 1);
+                tracing::warn!(subscriber = %name, seq = %job.seq, attempts, reason = %letter.reason, "Delivery dead-lettered.");
+                if let Some(outbox) = &context.dead_letter_outbox {
+                    outbox.notify_one();
+                }
+            }
+            Decision::Disable { reason } => {
+                let state = RetryState {
+                    attempts,
+                    first_attempt_ms,
+                    next_attempt_ms: now_ms,
+                    last_status: attempt.status,
+                    last_error: Some(reason.clone()),
+                };
+                store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
+                store.set_disabled(context.id, Some(&reason))?;
+                if !self.disabled {
+                    tracing::error!(subscriber = %name, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
+                }
+                self.disabled = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The lowest log position not finished with.
+    fn cursor(&self) -> EventSeq {
+        let mut cursor = self.scan_pos;
+        if let Some(front) = self.buffer.front() {
+            cursor = cursor.min(front.seq);
+        }
+        if let Some(first) = self.fresh_in_flight.first() {
+            cursor = cursor.min(*first);
+        }
+        cursor
+    }
+
+    fn save_cursor(&mut self) {
+        let cursor = self.cursor();
+        if cursor != self.persisted_cursor {
+            match self.context.store.set_cursor(self.context.id, cursor) {
+                Ok(()) => self.persisted_cursor = cursor,
+                Err(error) => {
+                    tracing::error!(subscriber = %self.context.config.name, error = %error, "Cannot save the dispatcher cursor.")
+                }
+            }
+        }
+    }
+}
+
+/// Sends one attempt and classifies the answer.
+async fn attempt(context: Arc<Context>, job: Job) -> Done {
+    let config = &context.config;
+    let message = request::encode(&job.event, config.mode, &config.headers);
+    let id = webhook_id(job.seq, context.id);
+    let now = SystemTime::now();
+    let at_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(store::millis)
+        .unwrap_or(0);
+    let timestamp = i64::try_from(at_ms / 1000).unwrap_or(i64::MAX);
+    let signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
+    let headers = message
+        .headers
+        .iter()
+        .chain(signed.iter())
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    let started = std::time::Instant::now();
+    let result = context
+        .sender
+        .post(&config.url, headers, message.body.clone(), config.timeout)
+        .await;
+    let (outcome, attempt) = match result {
+        Ok(response) => (
+            classify(
+                response.status,
+                response.retry_after.as_deref(),
+                &config.retry.retry_on,
+                SystemTime::now(),
+            ),
+            AttemptRecord {
+                at_ms,
+                status: Some(response.status),
+                error: None,
+                latency_us: micros(response.latency),
+                response_excerpt: response.excerpt,
+            },
+        ),
+        Err(error) => {
+            let error = error.to_string();
+            (
+                Outcome::Retryable {
+                    status: None,
+                    error: Some(error.clone()),
+                    retry_after: None,
+                },
+                AttemptRecord {
+                    at_ms,
+                    status: None,
+                    error: Some(error),
+                    latency_us: micros(started.elapsed()),
+                    response_excerpt: None,
+                },
+            )
+        }
+    };
+    Done {
+        job,
+        outcome,
+        attempt,
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+async fn sleep_until_ms(at_ms: Option<u64>) {
+    let wait = at_ms
+        .unwrap_or(u64::MAX)
+        .saturating_sub(store::now_ms())
+        .max(5);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}

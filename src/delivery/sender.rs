@@ -1,0 +1,116 @@
+//! The HTTP client: the only code that imports reqwest. No redirects are followed (a redirect is
+//! a non-2xx answer like any other), each request has its own timeout, connections are pooled.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Most bytes of a response body kept for the attempt log.
+pub const EXCERPT_LIMIT: usize = 4096;
+
+/// A subscriber's answer.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// The start of the body of a non-2xx answer, lossily decoded.
+    pub excerpt: Option<String>,
+    pub latency: Duration,
+}
+
+/// Why no answer came.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connect(#[source] reqwest::Error),
+    #[error("request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    #[error("invalid header {0}")]
+    Header(String),
+}
+
+/// Shared HTTP client for all deliveries.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// The TLS stack could not be initialised.
+    pub fn new() -> Result<Sender, reqwest::Error> {
+        // reqwest is built without a bundled crypto provider; use ring for rustls.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Sender { client })
+    }
+
+    /// POSTs `body` to `url` and waits at most `timeout` for the answer and its first bytes.
+    ///
+    /// # Errors
+    /// No HTTP answer arrived (connection refused, reset, timeout, bad header).
+    pub async fn post(
+        &self,
+        url: &url::Url,
+        headers: impl Iterator<Item = (&str, &str)>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
+        let mut request = self.client.post(url.as_str()).timeout(timeout).body(body);
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SendError::Header(name.to_owned()))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| SendError::Header(name.to_string()))?;
+            request = request.header(name, value);
+        }
+        let started = Instant::now();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|error| classify(error, timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        // Read a small body so the connection can be reused, and keep it for failures.
+        let mut excerpt = Vec::new();
+        while excerpt.len() < EXCERPT_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => excerpt
+                    .extend_from_slice(&chunk[..chunk.len().min(EXCERPT_LIMIT - excerpt.len())]),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let latency = started.elapsed();
+        let excerpt = (!(200..300).contains(&status) && !excerpt.is_empty())
+            .then(|| String::from_utf8_lossy(&excerpt).into_owned());
+        Ok(Response {
+            status,
+            retry_after,
+            excerpt,
+            latency,
+        })
+    }
+}
+
+fn classify(error: reqwest::Error, timeout: Duration) -> SendError {
+    if error.is_timeout() {
+        SendError::Timeout(timeout)
+    } else if error.is_connect() {
+        SendError::Connect(error)
+    } else {
+        SendError::Request(error)
+    }
+}

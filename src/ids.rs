@@ -1,0 +1,46 @@
+//! Newtype identifiers, so one kind of id cannot be passed where another is expected.
+
+use std::fmt;
+
+/// A subscriber's stable numeric id, assigned by the store the first time a name is seen and
+/// kept for ever, so renaming nothing in `routes.yaml` never re-routes queued deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriberId(pub u32);
+
+/// The position of an accepted event in the store's log; strictly increasing in accept order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventSeq(pub u64);
+
+impl fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for EventSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The Standard Webhooks `webhook-id` of one delivery: one event to one subscriber.
+///
+/// It is derived from the event's log position and the subscriber id, so it is the same on
+/// every retry and after a restart, and subscribers can deduplicate on it.
+pub fn webhook_id(seq: EventSeq, subscriber: SubscriberId) -> String {
+    format!("msg_{:x}_{:x}", seq.0, subscriber.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_id_is_stable_and_distinct() {
+        assert_eq!(webhook_id(EventSeq(255), SubscriberId(3)), "msg_ff_3");
+        assert_ne!(
+            webhook_id(EventSeq(1), SubscriberId(12)),
+            webhook_id(EventSeq(0x11), SubscriberId(2))
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! The HTTP front door: `POST /events` in the three CloudEvents HTTP modes, answered `202` only
+//! once the events and their deliveries are durable, or with an `application/problem+json` body
+//! that names what was wrong.
+
+mod binary;
+pub mod problem;
+mod structured;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::ArcSwap;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::routing::RoutingTable;
+use crate::store::{self, Accepted, NewEvent, Store};
+
+use problem::Problem;
+
+/// Media types of the CloudEvents JSON format.
+pub const STRUCTURED: &str = "application/cloudevents+json";
+pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// What the ingress handlers share.
+pub struct IngressState {
+    pub routing: Arc<ArcSwap<RoutingTable>>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub max_body_size: usize,
+}
+
+/// Registers the ingress routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/events").route(web::post().to(publish)))
+        .service(web::resource("/healthz").route(web::get().to(health)))
+        .default_service(web::to(not_found));
+}
+
+/// The `202` body.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    /// Events newly stored.
+    pub accepted: usize,
+    /// Events already accepted within the dedupe window.
+    pub duplicates: usize,
+    /// Stored events that matched no route.
+    pub unrouted: usize,
+    /// Deliveries queued in all.
+    pub deliveries: usize,
+}
+
+enum Format {
+    Binary,
+    Structured,
+    Batch,
+}
+
+async fn publish(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<IngressState>,
+) -> HttpResponse {
+    let metrics = &state.metrics;
+    let result = accept(&request, payload, &state).await;
+    match result {
+        Ok(receipt) => {
+            Metrics::add(&metrics.events_accepted, receipt.accepted as u64);
+            Metrics::add(&metrics.events_duplicate, receipt.duplicates as u64);
+            Metrics::add(&metrics.events_unrouted, receipt.unrouted as u64);
+            HttpResponse::Accepted().json(receipt)
+        }
+        Err(problem) => {
+            Metrics::add(&metrics.events_rejected, 1);
+            if problem.status >= 500 {
+                tracing::error!(status = problem.status, detail = %problem.detail, "Ingest failed.");
+            } else {
+                tracing::debug!(status = problem.status, detail = %problem.detail, "Ingest rejected.");
+            }
+            problem.response()
+        }
+    }
+}
+
+async fn accept(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &IngressState,
+) -> Result<Receipt, Problem> {
+    let content_type = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .map(|value| value.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| {
+            Problem::unsupported_media_type("the Content-Type header is not valid ASCII".into())
+        })?;
+    let format = detect(request, content_type.as_deref())?;
+    let body = read_body(request, payload, state.max_body_size).await?;
+    let events: Vec<Event> = match format {
+        Format::Binary => vec![
+            binary::parse(request.headers(), content_type.as_deref(), &body)
+                .map_err(Problem::invalid_event)?,
+        ],
+        Format::Structured => vec![structured::parse_one(&body).map_err(Problem::invalid_event)?],
+        Format::Batch => structured::parse_batch(&body).map_err(Problem::invalid_event)?,
+    };
+    Metrics::add(&state.metrics.events_received, events.len() as u64);
+    if events.is_empty() {
+        return Ok(Receipt {
+            accepted: 0,
+            duplicates: 0,
+            unrouted: 0,
+            deliveries: 0,
+        });
+    }
+    let routing = state.routing.load();
+    let new_events: Vec<NewEvent> = events
+        .into_iter()
+        .map(|event| NewEvent {
+            subscribers: routing.subscribers_for(&event),
+            event,
+        })
+        .collect();
+    let outcomes = state
+        .store
+        .accept(new_events, store::now_ms())
+        .await
+        .map_err(|error| Problem::unavailable(format!("the event could not be stored: {error}")))?;
+    let mut receipt = Receipt {
+        accepted: 0,
+        duplicates: 0,
+        unrouted: 0,
+        deliveries: 0,
+    };
+    for outcome in outcomes {
+        match outcome {
+            Accepted::Stored { subscribers, .. } => {
+                receipt.accepted += 1;
+                receipt.deliveries += subscribers;
+                if subscribers == 0 {
+                    receipt.unrouted += 1;
+                }
+            }
+            Accepted::Duplicate { .. } => receipt.duplicates += 1,
+        }
+    }
+    Ok(receipt)
+}
+
+fn detect(request: &HttpRequest, content_type: Option<&str>) -> Result<Format, Problem> {
+    let essence = content_type.map(|value| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match essence.as_deref() {
+        Some(STRUCTURED) => Ok(Format::Structured),
+        Some(BATCH) => Ok(Format::Batch),
+        Some(other) if other.starts_with("application/cloudevents") => Err(Problem::unsupported_media_type(format!(
+            "event format {other} is not supported; use {STRUCTURED}, {BATCH} or binary mode"
+        ))),
+        _ if request.headers().keys().any(|name| name.as_str().starts_with("ce-")) => Ok(Format::Binary),
+        _ => Err(Problem::unsupported_media_type(format!(
+            "not a CloudEvent: send binary mode (ce-* headers) or a body of type {STRUCTURED} or {BATCH} (got {})",
+            content_type.unwrap_or("no Content-Type")
+        ))),
+    }
+}
+
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Problem> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(Problem::too_large(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            Problem::simple(
+                "urn:fanout:problem:bad-body",
+                "Unreadable body",
+                400,
+                format!("the request body could not be read: {error}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    Problem::not_found(request.path()).response()
+}

@@ -1,0 +1,140 @@
+//! The compiled routing table: which subscribers an event goes to.
+//!
+//! Pure and synchronous: no I/O, no async, no store. The ingress holds the current table behind
+//! an atomic pointer, so a reload swaps it whole and a request finishes on the table it started
+//! with.
+
+use std::collections::HashMap;
+
+use crate::config::{Filter, RouteConfig};
+use crate::event::Event;
+use crate::ids::SubscriberId;
+
+/// Routes in file order, each with its filter and its subscribers' ids.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    routes: Vec<Route>,
+}
+
+#[derive(Debug)]
+struct Route {
+    name: String,
+    filter: Option<Filter>,
+    subscribers: Vec<SubscriberId>,
+}
+
+impl RoutingTable {
+    /// Builds the table; `ids` maps every subscriber name the routes use to its id (the
+    /// configuration was validated, so a name without an id is a programming error and skipped).
+    pub fn new(routes: &[RouteConfig], ids: &HashMap<String, SubscriberId>) -> RoutingTable {
+        let routes = routes
+            .iter()
+            .map(|route| Route {
+                name: route.name.clone(),
+                filter: route.filter.clone(),
+                subscribers: route
+                    .to
+                    .iter()
+                    .filter_map(|name| ids.get(name).copied())
+                    .collect(),
+            })
+            .collect();
+        RoutingTable { routes }
+    }
+
+    /// The subscribers of every route `event` matches, each once, in id order.
+    pub fn subscribers_for(&self, event: &Event) -> Vec<SubscriberId> {
+        let mut subscribers: Vec<SubscriberId> = self
+            .routes
+            .iter()
+            .filter(|route| route.matches(event))
+            .flat_map(|route| route.subscribers.iter().copied())
+            .collect();
+        subscribers.sort_unstable();
+        subscribers.dedup();
+        subscribers
+    }
+
+    /// The names of the routes `event` matches, in file order.
+    pub fn matching_routes(&self, event: &Event) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter(|route| route.matches(event))
+            .map(|route| route.name.as_str())
+            .collect()
+    }
+}
+
+impl Route {
+    fn matches(&self, event: &Event) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.matches(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::AttrValue;
+
+    fn event(ty: &str) -> Event {
+        let attributes = [
+            ("specversion", "1.0"),
+            ("id", "1"),
+            ("source", "/shop"),
+            ("type", ty),
+        ];
+        Event::from_attributes(
+            attributes
+                .iter()
+                .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
+                .collect(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn route(name: &str, prefix: Option<&str>, to: &[&str]) -> RouteConfig {
+        RouteConfig {
+            name: name.into(),
+            filter: prefix.map(|prefix| Filter::Prefix(vec![("type".into(), prefix.into())])),
+            to: to.iter().map(|name| name.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn union_of_matching_routes_without_duplicates() {
+        let ids: HashMap<String, SubscriberId> = [("erp", 1), ("pim", 2), ("slack", 3)]
+            .iter()
+            .map(|(name, id)| (name.to_string(), SubscriberId(*id)))
+            .collect();
+        let table = RoutingTable::new(
+            &[
+                route("orders", Some("com.shop.order."), &["erp", "slack"]),
+                route("all", None, &["slack"]),
+                route("prices", Some("com.shop.price."), &["pim", "erp"]),
+            ],
+            &ids,
+        );
+        assert_eq!(
+            table.subscribers_for(&event("com.shop.order.created")),
+            [SubscriberId(1), SubscriberId(3)]
+        );
+        assert_eq!(
+            table.subscribers_for(&event("com.shop.price.changed")),
+            [1, 2, 3].map(SubscriberId)
+        );
+        assert_eq!(
+            table.subscribers_for(&event("com.other")),
+            [SubscriberId(3)]
+        );
+        assert_eq!(
+            table.matching_routes(&event("com.shop.order.x")),
+            ["orders", "all"]
+        );
+        assert!(RoutingTable::default()
+            .subscribers_for(&event("x"))
+            .is_empty());
+    }
+}

@@ -1,0 +1,733 @@
+//! The only code that touches sled: accepted events, delivery state, attempts, dead letters.
+//!
+//! Layout (one `Db`, a few trees, big-endian keys so scans come out in order):
+//! - `events`: `seq` → event record (the event stored once, with the subscribers it is for);
+//! - `dedupe`: hash(`source`, `id`) → (`seq`, accepted at), for the dedupe window;
+//! - `deliveries`: per subscriber a cursor (`c`), retry states (`r`), the retry schedule (`s`),
+//!   dead letters (`d`) and the dead-letter forwarding outbox (`o`);
+//! - `attempts`: (`seq`, subscriber, attempt) → what happened;
+//! - `meta`: subscriber name → id, disabled subscribers.
+//!
+//! A delivery that has never failed has no record of its own: each subscriber's dispatcher reads
+//! the event log from its cursor. So the cost of accepting an event does not grow with fan-out,
+//! and only failing deliveries pay for retry state. Ingest writes go through the group-commit
+//! thread in [`committer`]; everything else writes directly.
+
+mod committer;
+pub mod records;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::StorageConfig;
+use crate::event::Event;
+use crate::ids::{EventSeq, SubscriberId};
+
+pub use committer::dedupe_key;
+use records::keys;
+pub use records::{AttemptRecord, DeadLetter, RetryState, StoredEvent};
+
+/// Errors of the store. Any of them means the operation did not happen (or, for a commit, that
+/// nothing of it was acknowledged).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store I/O: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store commit failed: {0}")]
+    CommitFailed(String),
+    #[error("store is shut down")]
+    Closed,
+}
+
+/// An event to accept, with the subscribers it goes to.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event: Event,
+    pub subscribers: Vec<SubscriberId>,
+}
+
+/// What became of one accepted event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored at `seq`, with `subscribers` deliveries pending.
+    Stored { seq: EventSeq, subscribers: usize },
+    /// The same `source` and `id` were accepted within the dedupe window, as `seq`.
+    Duplicate { seq: EventSeq },
+}
+
+/// A retry that is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueRetry {
+    pub seq: EventSeq,
+    pub state: RetryState,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    events: sled::Tree,
+    dedupe: sled::Tree,
+    deliveries: sled::Tree,
+    attempts: sled::Tree,
+    meta: sled::Tree,
+    jobs: mpsc::Sender<committer::Job>,
+    committed: watch::Receiver<EventSeq>,
+    config: StorageConfig,
+}
+
+const META_NEXT_SUBSCRIBER: &[u8] = b"next_subscriber";
+const META_SUBSCRIBER: &str = "subscriber/";
+const META_DISABLED: &str = "disabled/";
+const META_DEDUPE_PURGED: &[u8] = b"dedupe_purged_upto";
+
+fn parse_seq(key: &[u8]) -> Result<EventSeq, StoreError> {
+    key.try_into()
+        .map(|bytes| EventSeq(u64::from_be_bytes(bytes)))
+        .map_err(|_| StoreError::Corrupt("event key".into()))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and starts its commit thread.
+    ///
+    /// # Errors
+    /// The directory cannot be created or sled cannot open it (for instance another fanout
+    /// process holds its lock).
+    pub fn open(dir: &Path, config: &StorageConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
+        let flush_ms = u64::try_from(config.flush_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(flush_ms))
+            .open()?;
+        let events = db.open_tree("events")?;
+        let dedupe = db.open_tree("dedupe")?;
+        let deliveries = db.open_tree("deliveries")?;
+        let attempts = db.open_tree("attempts")?;
+        let meta = db.open_tree("meta")?;
+        let data_file = std::fs::File::open(dir.join("db")).map_err(StoreError::Io)?;
+
+        let last = match events.last()? {
+            Some((key, _)) => parse_seq(&key)?.0,
+            None => 0,
+        };
+        let (committed_tx, committed) = watch::channel(EventSeq(last));
+        let (jobs, receiver) = mpsc::channel(4096);
+        let committer = committer::Committer {
+            db: db.clone(),
+            events: events.clone(),
+            dedupe: dedupe.clone(),
+            data_file,
+            durability: config.durability,
+            dedupe_window_ms: millis(config.dedupe_window),
+            next_seq: last + 1,
+            committed: committed_tx,
+        };
+        thread::Builder::new()
+            .name("fanout-commit".into())
+            .spawn(move || committer.run(receiver))
+            .map_err(StoreError::Io)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                events,
+                dedupe,
+                deliveries,
+                attempts,
+                meta,
+                jobs,
+                committed,
+                config: config.clone(),
+            }),
+        })
+    }
+
+    /// Stores events and their pending deliveries atomically, then (under strict durability)
+    /// makes them durable before returning. Concurrent calls share one flush. All or nothing.
+    ///
+    /// # Errors
+    /// The write or the flush failed; nothing was acknowledged.
+    pub async fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: u64,
+    ) -> Result<Vec<Accepted>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(committer::Job {
+                events,
+                now_ms,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The highest durable event seq, updated after every commit: the dispatchers' wake-up signal.
+    pub fn committed(&self) -> watch::Receiver<EventSeq> {
+        self.inner.committed.clone()
+    }
+
+    /// Returns the id of every named subscriber, registering new names. A new subscriber starts
+    /// after the newest event: it receives what is accepted from now on, not the history.
+    ///
+    /// # Errors
+    /// A store read or write failed.
+    pub fn register_subscribers<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashMap<String, SubscriberId>, StoreError> {
+        let mut ids = HashMap::new();
+        for name in names {
+            let key = format!("{META_SUBSCRIBER}{name}");
+            let id = match self.inner.meta.get(&key)? {
+                Some(value) => {
+                    SubscriberId(u32::from_be_bytes(value.as_ref().try_into().map_err(
+                        |_| StoreError::Corrupt(format!("subscriber id of {name}")),
+                    )?))
+                }
+                None => {
+                    let next = self
+                        .inner
+                        .meta
+                        .update_and_fetch(META_NEXT_SUBSCRIBER, |old| {
+                            let old = old
+                                .and_then(|bytes| bytes.try_into().ok())
+                                .map(u32::from_be_bytes)
+                                .unwrap_or(0);
+                            Some((old + 1).to_be_bytes().to_vec())
+                        })?;
+                    let id = SubscriberId(u32::from_be_bytes(
+                        next.expect("just set")
+                            .as_ref()
+                            .try_into()
+                            .expect("4 bytes"),
+                    ));
+                    let start = EventSeq(self.inner.committed.borrow().0 + 1);
+                    self.set_cursor(id, start)?;
+                    self.inner.meta.insert(&key, &id.0.to_be_bytes())?;
+                    id
+                }
+            };
+            ids.insert(name.to_owned(), id);
+        }
+        Ok(ids)
+    }
+
+    /// The first event seq this subscriber has not finished with.
+    ///
+    /// # Errors
+    /// A store read failed.
+    pub fn cursor(&self, subscriber: SubscriberId) -> Result<EventSeq, StoreError> {
+        let key = keys::subscriber_prefix(keys::CURSOR, subscriber);
+        Ok(match self.inner.deliveries.get(key)? {
+            Some(value) => EventSeq(u64::from_be_bytes(
+                value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("cursor".into()))?,
+            )),
+            None => EventSeq(1),
+        })
+    }
+
+    /// Moves a subscriber's cursor. Not flushed by itself: after a crash the cursor may be a
+    /// little behind, which re-delivers (at least once), never skips.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn set_cursor(&self, subscriber: SubscriberId, seq: EventSeq) -> Result<(), StoreError> {
+        self.inner.deliveries.insert(
+            keys::subscriber_prefix(keys::CURSOR, subscriber),
+            &keys::seq(seq),
+        )?;
+        Ok(())
+    }
+
+    /// Events for `subscriber` from `from` up to the durable watermark: at most `limit` of them,
+    /// looking at most at `scan_limit` records. Returns them and the seq to continue from.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn events_for(
+        &self,
+        subscriber: SubscriberId,
+        from: EventSeq,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Result<(Vec<StoredEvent>, EventSeq), StoreError> {
+        let upto = *self.inner.committed.borrow();
+        let mut found = Vec::new();
+        let mut next = from;
+        if from > upto {
+            return Ok((found, next));
+        }
+        for entry in self
+            .inner
+            .events
+            .range(keys::seq(from)..=keys::seq(upto))
+            .take(scan_limit)
+        {
+            let (key, value) = entry?;
+            let seq = parse_seq(&key)?;
+            next = EventSeq(seq.0 + 1);
+            if records::event_subscribers(&value)?.any(|id| id == subscriber) {
+                found.push(records::decode_event(seq, &value)?);
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        if next == from {
+            // No record at all in the range (purged): continue after the watermark.
+            next = EventSeq(upto.0 + 1);
+        }
+        Ok((found, next))
+    }
+
+    /// One stored event.
+    ///
+    /// # Errors
+    /// A store read failed or the record is corrupt.
+    pub fn event(&self, seq: EventSeq) -> Result<Option<StoredEvent>, StoreError> {
+        self.inner
+            .events
+            .get(keys::seq(seq))?
+            .map(|value| records::decode_event(seq, &value))
+            .transpose()
+    }
+
+    /// Whether this delivery already has a retry or dead-letter record (so a dispatcher reading
+    /// the log after a restart must leave it to the retry path).
+    ///
+    /// # Errors
+    /// A store read failed.
+    pub fn has_delivery_record(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .deliveries
+            .contains_key(keys::delivery(keys::RETRY, subscriber, seq))?
+            || self
+                .inner
+                .deliveries
+                .contains_key(keys::delivery(keys::DEAD, subscriber, seq))?)
+    }
+
+    /// Retries of `subscriber` due at `now_ms`, oldest first, skipping `skip`.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn due_retries(
+        &self,
+        subscriber: SubscriberId,
+        now_ms: u64,
+        limit: usize,
+        skip: impl Fn(EventSeq) -> bool,
+    ) -> Result<Vec<DueRetry>, StoreError> {
+        let start = keys::schedule(subscriber, 0, EventSeq(0));
+        let end = keys::schedule(subscriber, now_ms, EventSeq(u64::MAX));
+        let mut due = Vec::new();
+        for entry in self.inner.deliveries.range(start..=end) {
+            let (key, _) = entry?;
+            let (_, seq) = keys::parse_schedule(&key)
+                .ok_or_else(|| StoreError::Corrupt("schedule key".into()))?;
+            if skip(seq) {
+                continue;
+            }
+            if let Some(value) =
+                self.inner
+                    .deliveries
+                    .get(keys::delivery(keys::RETRY, subscriber, seq))?
+            {
+                due.push(DueRetry {
+                    seq,
+                    state: records::decode(&value)?,
+                });
+                if due.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// When the earliest scheduled retry of `subscriber` not excluded by `skip` is due.
+    ///
+    /// # Errors
+    /// A store read failed.
+    pub fn next_retry_at(
+        &self,
+        subscriber: SubscriberId,
+        skip: impl Fn(EventSeq) -> bool,
+    ) -> Result<Option<u64>, StoreError> {
+        for entry in self
+            .inner
+            .deliveries
+            .scan_prefix(keys::subscriber_prefix(keys::SCHEDULE, subscriber))
+        {
+            let (key, _) = entry?;
+            let (at, seq) = keys::parse_schedule(&key)
+                .ok_or_else(|| StoreError::Corrupt("schedule key".into()))?;
+            if !skip(seq) {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Retry states of a subscriber, in seq order (for inspection and tests).
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn retries(
+        &self,
+        subscriber: SubscriberId,
+    ) -> Result<Vec<(EventSeq, RetryState)>, StoreError> {
+        self.scan_deliveries(keys::RETRY, subscriber)
+    }
+
+    /// Dead letters of a subscriber, in seq order.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn dead_letters(
+        &self,
+        subscriber: SubscriberId,
+    ) -> Result<Vec<(EventSeq, DeadLetter)>, StoreError> {
+        self.scan_deliveries(keys::DEAD, subscriber)
+    }
+
+    fn scan_deliveries<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: u8,
+        subscriber: SubscriberId,
+    ) -> Result<Vec<(EventSeq, T)>, StoreError> {
+        self.inner
+            .deliveries
+            .scan_prefix(keys::subscriber_prefix(kind, subscriber))
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (_, seq) = keys::parse_delivery(&key)
+                    .ok_or_else(|| StoreError::Corrupt("delivery key".into()))?;
+                Ok((seq, records::decode(&value)?))
+            })
+            .collect()
+    }
+
+    /// Records (or moves) a delivery's retry: replaces `previous`'s schedule entry atomically.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn schedule_retry(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        state: &RetryState,
+        previous: Option<&RetryState>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        if let Some(previous) = previous {
+            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
+        }
+        batch.insert(
+            &keys::delivery(keys::RETRY, subscriber, seq),
+            records::encode(state)?,
+        );
+        batch.insert(&keys::schedule(subscriber, state.next_attempt_ms, seq), &[]);
+        Ok(self.inner.deliveries.apply_batch(batch)?)
+    }
+
+    /// A delivery succeeded: its retry record (if it had one) goes.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn complete(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        previous: Option<&RetryState>,
+    ) -> Result<(), StoreError> {
+        if let Some(previous) = previous {
+            let mut batch = sled::Batch::default();
+            batch.remove(&keys::delivery(keys::RETRY, subscriber, seq));
+            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
+            self.inner.deliveries.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a delivery to the dead letters (and to the forwarding outbox when `forward`), in one
+    /// atomic write, and flushes: a dead letter is never lost once reported.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn dead_letter(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        letter: &DeadLetter,
+        previous: Option<&RetryState>,
+        forward: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        if let Some(previous) = previous {
+            batch.remove(&keys::delivery(keys::RETRY, subscriber, seq));
+            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
+        }
+        batch.insert(
+            &keys::delivery(keys::DEAD, subscriber, seq),
+            records::encode(letter)?,
+        );
+        if forward {
+            batch.insert(&keys::delivery(keys::OUTBOX, subscriber, seq), &[]);
+        }
+        self.inner.deliveries.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Dead letters waiting to be forwarded to the dead-letter URL, oldest first per subscriber.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn outbox(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(SubscriberId, EventSeq, DeadLetter)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self
+            .inner
+            .deliveries
+            .scan_prefix([keys::OUTBOX])
+            .take(limit)
+        {
+            let (key, _) = entry?;
+            let (subscriber, seq) = keys::parse_delivery(&key)
+                .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
+            if let Some(value) =
+                self.inner
+                    .deliveries
+                    .get(keys::delivery(keys::DEAD, subscriber, seq))?
+            {
+                found.push((subscriber, seq, records::decode(&value)?));
+            } else {
+                self.inner.deliveries.remove(key)?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// A dead letter reached the dead-letter URL.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn forwarded(&self, subscriber: SubscriberId, seq: EventSeq) -> Result<(), StoreError> {
+        self.inner
+            .deliveries
+            .remove(keys::delivery(keys::OUTBOX, subscriber, seq))?;
+        Ok(())
+    }
+
+    /// Appends an attempt to a delivery's history.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn record_attempt(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        number: u32,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.attempts.insert(
+            keys::attempt(seq, subscriber, number),
+            records::encode(attempt)?,
+        )?;
+        Ok(())
+    }
+
+    /// Every attempt of one delivery, in order.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn attempts(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut prefix = keys::seq(seq).to_vec();
+        prefix.extend_from_slice(&subscriber.0.to_be_bytes());
+        self.inner
+            .attempts
+            .scan_prefix(prefix)
+            .map(|entry| records::decode(&entry?.1))
+            .collect()
+    }
+
+    /// Marks a subscriber disabled (`Some(reason)`) or enabled (`None`); survives restarts.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn set_disabled(
+        &self,
+        subscriber: SubscriberId,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{META_DISABLED}{}", subscriber.0);
+        match reason {
+            Some(reason) => self.inner.meta.insert(key, reason.as_bytes())?,
+            None => self.inner.meta.remove(key)?,
+        };
+        self.inner.meta.flush()?;
+        Ok(())
+    }
+
+    /// Why a subscriber is disabled, if it is.
+    ///
+    /// # Errors
+    /// A store read failed.
+    pub fn disabled(&self, subscriber: SubscriberId) -> Result<Option<String>, StoreError> {
+        let key = format!("{META_DISABLED}{}", subscriber.0);
+        Ok(self
+            .inner
+            .meta
+            .get(key)?
+            .map(|value| String::from_utf8_lossy(&value).into_owned()))
+    }
+
+    /// Removes what has outlived its window: dedupe entries older than `dedupe_window`, and
+    /// events (with their attempts) older than `retention` that every subscriber is past and
+    /// that no retry still needs. Returns how many events were removed.
+    ///
+    /// # Errors
+    /// A store read or write failed.
+    pub fn purge_expired(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let dedupe_cutoff = now_ms.saturating_sub(millis(self.inner.config.dedupe_window));
+        let retention_cutoff = now_ms.saturating_sub(millis(self.inner.config.retention));
+        let min_cursor = self
+            .inner
+            .deliveries
+            .scan_prefix([keys::CURSOR])
+            .filter_map(|entry| entry.ok())
+            .filter_map(|(_, value)| value.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .min()
+            .unwrap_or(u64::MAX);
+        // Dedupe entries, from where the last pass stopped.
+        let from = self
+            .inner
+            .meta
+            .get(META_DEDUPE_PURGED)?
+            .and_then(|value| value.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let mut purged_upto = from;
+        for entry in self.inner.events.range(keys::seq(EventSeq(from))..) {
+            let (key, value) = entry?;
+            if records::event_accepted_at(&value)? >= dedupe_cutoff {
+                break;
+            }
+            let seq = parse_seq(&key)?;
+            let stored = records::decode_event(seq, &value)?;
+            let dedupe_key = dedupe_key(&stored.event.source, &stored.event.id);
+            if self
+                .inner
+                .dedupe
+                .get(dedupe_key)?
+                .is_some_and(|value| value.get(..8) == Some(&keys::seq(seq)[..]))
+            {
+                self.inner.dedupe.remove(dedupe_key)?;
+            }
+            purged_upto = seq.0 + 1;
+        }
+        if purged_upto != from {
+            self.inner
+                .meta
+                .insert(META_DEDUPE_PURGED, &purged_upto.to_be_bytes())?;
+        }
+        // Events and their attempts, oldest first, while past retention and no longer needed.
+        let mut removed = 0;
+        for entry in self.inner.events.iter() {
+            let (key, value) = entry?;
+            let seq = parse_seq(&key)?;
+            if records::event_accepted_at(&value)? >= retention_cutoff || seq.0 >= min_cursor {
+                break;
+            }
+            let mut needed = false;
+            for subscriber in records::event_subscribers(&value)? {
+                needed |= self.inner.deliveries.contains_key(keys::delivery(
+                    keys::RETRY,
+                    subscriber,
+                    seq,
+                ))?;
+            }
+            if needed {
+                continue;
+            }
+            if seq.0 >= purged_upto {
+                let stored = records::decode_event(seq, &value)?;
+                self.inner
+                    .dedupe
+                    .remove(dedupe_key(&stored.event.source, &stored.event.id))?;
+            }
+            self.inner.events.remove(key)?;
+            for attempt in self.inner.attempts.scan_prefix(keys::seq(seq)).keys() {
+                self.inner.attempts.remove(attempt?)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Flushes everything to disk.
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk.
+    ///
+    /// # Errors
+    /// The size could not be read.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

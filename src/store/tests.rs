@@ -1,0 +1,278 @@
+use std::time::Duration;
+
+use super::*;
+use crate::config::Durability;
+use crate::event::AttrValue;
+
+fn config(durability: Durability) -> StorageConfig {
+    StorageConfig {
+        durability,
+        dedupe_window: Duration::from_secs(60),
+        retention: Duration::from_secs(3600),
+        cache_capacity: 8 * 1024 * 1024,
+        flush_interval: Duration::from_millis(50),
+    }
+}
+
+fn event(source: &str, id: &str) -> Event {
+    let attributes = [
+        ("specversion", "1.0"),
+        ("id", id),
+        ("source", source),
+        ("type", "t"),
+    ];
+    Event::from_attributes(
+        attributes
+            .iter()
+            .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
+            .collect(),
+        Some(crate::event::Data::Json(b"{\"a\":1}".to_vec())),
+    )
+    .unwrap()
+}
+
+fn new(source: &str, id: &str, subscribers: &[u32]) -> NewEvent {
+    NewEvent {
+        event: event(source, id),
+        subscribers: subscribers.iter().copied().map(SubscriberId).collect(),
+    }
+}
+
+#[tokio::test]
+async fn accepts_dedupes_and_reads_back_per_subscriber() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+    let ids = store.register_subscribers(["erp", "pim"]).unwrap();
+    let (erp, pim) = (ids["erp"], ids["pim"]);
+    assert_ne!(erp, pim);
+    assert_eq!(store.register_subscribers(["erp"]).unwrap()["erp"], erp);
+
+    let outcome = store
+        .accept(
+            vec![
+                new("/s", "1", &[erp.0, pim.0]),
+                new("/s", "2", &[pim.0]),
+                new("/s", "1", &[erp.0]),
+            ],
+            1_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome[0],
+        Accepted::Stored {
+            seq: EventSeq(1),
+            subscribers: 2
+        }
+    );
+    assert_eq!(
+        outcome[1],
+        Accepted::Stored {
+            seq: EventSeq(2),
+            subscribers: 1
+        }
+    );
+    assert_eq!(outcome[2], Accepted::Duplicate { seq: EventSeq(1) });
+    assert_eq!(*store.committed().borrow(), EventSeq(2));
+
+    let again = store
+        .accept(
+            vec![new("/s", "2", &[pim.0]), new("/other", "2", &[pim.0])],
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0], Accepted::Duplicate { seq: EventSeq(2) });
+    assert_eq!(
+        again[1],
+        Accepted::Stored {
+            seq: EventSeq(3),
+            subscribers: 1
+        }
+    );
+    // Outside the dedupe window the same id is a new event.
+    let later = store
+        .accept(vec![new("/s", "2", &[pim.0])], 2_000 + 61_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        later[0],
+        Accepted::Stored {
+            seq: EventSeq(4),
+            subscribers: 1
+        }
+    );
+
+    let (for_erp, next) = store.events_for(erp, EventSeq(1), 10, 100).unwrap();
+    assert_eq!(
+        for_erp.iter().map(|stored| stored.seq).collect::<Vec<_>>(),
+        [EventSeq(1)]
+    );
+    assert_eq!(next, EventSeq(5));
+    let (for_pim, _) = store.events_for(pim, EventSeq(1), 2, 100).unwrap();
+    assert_eq!(
+        for_pim.iter().map(|stored| stored.seq).collect::<Vec<_>>(),
+        [EventSeq(1), EventSeq(2)]
+    );
+    assert_eq!(for_pim[0].event, event("/s", "1"));
+    assert_eq!(for_pim[0].accepted_at_ms, 1_000);
+}
+
+#[tokio::test]
+async fn state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber;
+    {
+        let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+        subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
+        store
+            .accept(vec![new("/s", "1", &[subscriber.0])], 10)
+            .await
+            .unwrap();
+        let state = RetryState {
+            attempts: 1,
+            first_attempt_ms: 10,
+            next_attempt_ms: 500,
+            last_status: Some(503),
+            last_error: None,
+        };
+        store
+            .schedule_retry(subscriber, EventSeq(1), &state, None)
+            .unwrap();
+        store.set_cursor(subscriber, EventSeq(2)).unwrap();
+        store.flush().unwrap();
+    }
+    // sled releases its lock when the last handle is dropped; the commit thread holds one until
+    // its channel closes, which happens as the store above is dropped.
+    let store = loop {
+        match Store::open(dir.path(), &config(Durability::Strict)) {
+            Ok(store) => break store,
+            Err(_) => std::thread::yield_now(),
+        }
+    };
+    assert_eq!(
+        store.register_subscribers(["erp"]).unwrap()["erp"],
+        subscriber
+    );
+    assert_eq!(store.cursor(subscriber).unwrap(), EventSeq(2));
+    let due = store.due_retries(subscriber, 499, 10, |_| false).unwrap();
+    assert!(due.is_empty());
+    let due = store.due_retries(subscriber, 500, 10, |_| false).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].state.last_status, Some(503));
+    assert!(store.has_delivery_record(subscriber, EventSeq(1)).unwrap());
+    // New events continue the sequence.
+    let outcome = store
+        .accept(vec![new("/s", "9", &[subscriber.0])], 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome[0],
+        Accepted::Stored {
+            seq: EventSeq(2),
+            subscribers: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn retry_moves_and_dead_letters_are_atomic_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
+    let subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
+    store
+        .accept(vec![new("/s", "1", &[subscriber.0])], 10)
+        .await
+        .unwrap();
+    let first = RetryState {
+        attempts: 1,
+        first_attempt_ms: 10,
+        next_attempt_ms: 100,
+        last_status: Some(500),
+        last_error: None,
+    };
+    store
+        .schedule_retry(subscriber, EventSeq(1), &first, None)
+        .unwrap();
+    let second = RetryState {
+        attempts: 2,
+        next_attempt_ms: 300,
+        ..first.clone()
+    };
+    store
+        .schedule_retry(subscriber, EventSeq(1), &second, Some(&first))
+        .unwrap();
+    assert_eq!(
+        store.next_retry_at(subscriber, |_| false).unwrap(),
+        Some(300)
+    );
+    assert_eq!(
+        store.retries(subscriber).unwrap(),
+        vec![(EventSeq(1), second.clone())]
+    );
+
+    let letter = DeadLetter {
+        event: event("/s", "1"),
+        reason: "exhausted".into(),
+        last_status: Some(500),
+        attempts: 3,
+        first_attempt_ms: 10,
+        dead_at_ms: 400,
+    };
+    store
+        .dead_letter(subscriber, EventSeq(1), &letter, Some(&second), true)
+        .unwrap();
+    assert!(store.retries(subscriber).unwrap().is_empty());
+    assert_eq!(store.next_retry_at(subscriber, |_| false).unwrap(), None);
+    assert_eq!(
+        store.dead_letters(subscriber).unwrap(),
+        vec![(EventSeq(1), letter.clone())]
+    );
+    assert_eq!(
+        store.outbox(10).unwrap(),
+        vec![(subscriber, EventSeq(1), letter)]
+    );
+    store.forwarded(subscriber, EventSeq(1)).unwrap();
+    assert!(store.outbox(10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn purges_expired_dedupe_entries_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
+    let subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
+    store
+        .accept(
+            vec![
+                new("/s", "1", &[subscriber.0]),
+                new("/s", "2", &[subscriber.0]),
+            ],
+            1_000,
+        )
+        .await
+        .unwrap();
+    let attempt = AttemptRecord {
+        at_ms: 1_000,
+        status: Some(200),
+        error: None,
+        latency_us: 5,
+        response_excerpt: None,
+    };
+    store
+        .record_attempt(subscriber, EventSeq(1), 1, &attempt)
+        .unwrap();
+    // Past the dedupe window but within retention: the id may be used again, the event stays.
+    assert_eq!(store.purge_expired(1_000 + 61_000).unwrap(), 0);
+    let outcome = store
+        .accept(vec![new("/s", "1", &[])], 1_000 + 61_000)
+        .await
+        .unwrap();
+    assert!(matches!(outcome[0], Accepted::Stored { .. }));
+    // Past retention, but the subscriber has not finished with them: kept.
+    assert_eq!(store.purge_expired(1_000 + 3_601_000).unwrap(), 0);
+    store.set_cursor(subscriber, EventSeq(3)).unwrap();
+    assert_eq!(store.purge_expired(1_000 + 3_601_000).unwrap(), 2);
+    assert!(store.event(EventSeq(1)).unwrap().is_none());
+    assert!(store.attempts(subscriber, EventSeq(1)).unwrap().is_empty());
+    assert!(store.event(EventSeq(3)).unwrap().is_some());
+}
