@@ -86,6 +86,19 @@ struct Inner {
     jobs: mpsc::Sender<committer::Job>,
     committed: watch::Receiver<EventSeq>,
     config: StorageConfig,
+    committer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Closes the commit queue and waits for the commit thread, so that once the last handle is
+    /// gone the database is closed and its directory can be opened again.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
 }
 
 const META_NEXT_SUBSCRIBER: &[u8] = b"next_subscriber";
@@ -138,7 +151,7 @@ impl Store {
             next_seq: last + 1,
             committed: committed_tx,
         };
-        thread::Builder::new()
+        let committer = thread::Builder::new()
             .name("fanout-commit".into())
             .spawn(move || committer.run(receiver))
             .map_err(StoreError::Io)?;
@@ -153,6 +166,7 @@ impl Store {
                 jobs,
                 committed,
                 config: config.clone(),
+                committer: Some(committer),
             }),
         })
     }

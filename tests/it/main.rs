@@ -1,1 +1,8 @@
-mod placeholder {}
+//! The integration tests: one binary, real HTTP servers on 127.0.0.1, real sled stores in temp
+//! dirs, and the real `fanout` binary for the process tests.
+
+mod delivery;
+mod ingest;
+mod process;
+mod routing;
+mod support;

@@ -1,0 +1,364 @@
+//! Test harness: `TestRouter` runs fanout in-process on port 0 with a temp store; `TestReceiver`
+//! is a real HTTP server that records what it gets and answers as scripted.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use fanout::app::{self, Running};
+use fanout::ids::SubscriberId;
+use fanout::store::Store;
+
+/// How long a test waits for a condition before failing.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Waits until `condition` holds, polling, failing the test after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An HTTP client for the tests (reqwest is built without a bundled crypto provider).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// fanout running in this process.
+pub struct TestRouter {
+    pub url: String,
+    pub client: reqwest::Client,
+    running: Option<Running>,
+    shutdown: ShutdownOnDrop,
+    pub store: Store,
+    pub metrics: Arc<fanout::metrics::Metrics>,
+    pub subscribers: HashMap<String, SubscriberId>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRouter {
+    /// Starts fanout with this routes file (server.listen and data_dir are set by the harness).
+    pub async fn start(yaml: &str) -> TestRouter {
+        let dir = tempfile::tempdir().unwrap();
+        TestRouter::start_in(yaml, dir).await
+    }
+
+    /// Starts fanout on an existing data directory.
+    pub async fn start_in(yaml: &str, dir: tempfile::TempDir) -> TestRouter {
+        let env = |_: &str| None;
+        let mut config = fanout::config::parse(yaml, Path::new("test-routes.yaml"), &env)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        config.server.data_dir = dir.path().join("data");
+        config.server.workers = Some(1);
+        config.server.shutdown_grace = Duration::from_secs(2);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let shutdown = CancellationToken::new();
+        let running = app::start(config, listener, shutdown.clone())
+            .await
+            .unwrap();
+        TestRouter {
+            url: format!("http://{}", running.addr),
+            client: client(),
+            store: running.store.clone(),
+            metrics: Arc::clone(&running.metrics),
+            subscribers: running.subscribers.clone(),
+            running: Some(running),
+            shutdown: ShutdownOnDrop(shutdown),
+            dir,
+        }
+    }
+
+    pub fn id(&self, name: &str) -> SubscriberId {
+        self.subscribers[name]
+    }
+
+    /// POSTs a body with a content type to /events.
+    pub async fn post(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/events", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs one structured-mode event.
+    pub async fn publish(&self, event: serde_json::Value) -> reqwest::Response {
+        self.post("application/cloudevents+json", event.to_string())
+            .await
+    }
+
+    /// POSTs a binary-mode event.
+    pub async fn publish_binary(
+        &self,
+        headers: &[(&str, &str)],
+        body: &'static [u8],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/events", self.url)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Stops it the way SIGTERM does and waits for the shutdown to complete.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let TestRouter {
+            running,
+            shutdown,
+            store,
+            dir,
+            ..
+        } = self;
+        shutdown.0.cancel();
+        if let Some(running) = running {
+            running.wait().await.unwrap();
+        }
+        drop(store);
+        dir
+    }
+}
+
+/// Cancels a router's shutdown token when the test drops it.
+struct ShutdownOnDrop(CancellationToken);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A minimal valid structured event.
+pub fn event(ty: &str, id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/shop/eu",
+        "type": ty,
+        "datacontenttype": "application/json",
+        "data": { "order": id, "total": 42.5 }
+    })
+}
+
+/// What the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The CloudEvent id, in binary or structured mode.
+    pub fn event_id(&self) -> String {
+        match self.header("ce-id") {
+            Some(id) => id.to_owned(),
+            None => serde_json::from_slice::<serde_json::Value>(&self.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        }
+    }
+}
+
+/// How the receiver answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// Never answer (the request hangs until the client gives up).
+    pub hang: bool,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            hang: false,
+        }
+    }
+    pub fn ok() -> Reply {
+        Reply::status(200)
+    }
+    pub fn hang() -> Reply {
+        Reply {
+            hang: true,
+            ..Reply::ok()
+        }
+    }
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+type Script = Arc<dyn Fn(usize, &Received) -> Reply + Send + Sync>;
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<Script>,
+}
+
+/// A subscriber: a real HTTP server on 127.0.0.1.
+pub struct TestReceiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestReceiver {
+    /// A receiver that answers 200.
+    pub async fn start() -> TestReceiver {
+        TestReceiver::scripted(|_, _| Reply::ok()).await
+    }
+
+    /// A receiver whose answer to the n-th request (0-based) is `script(n, request)`.
+    pub async fn scripted(
+        script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static,
+    ) -> TestReceiver {
+        TestReceiver::on(TcpListener::bind("127.0.0.1:0").unwrap(), script).await
+    }
+
+    /// The same on a given listener (to bring a subscriber up on a known port).
+    pub async fn on(
+        listener: TcpListener,
+        script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static,
+    ) -> TestReceiver {
+        let state = Arc::new(ReceiverState {
+            received: Mutex::new(Vec::new()),
+            script: Mutex::new(Arc::new(script)),
+        });
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let shared = web::Data::from(Arc::clone(&state));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestReceiver { url, state, handle }
+    }
+
+    /// Replaces the script.
+    pub fn answer(&self, script: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) {
+        *self.state.script.lock().unwrap() = Arc::new(script);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.received.lock().unwrap().len()
+    }
+
+    /// Waits until at least `count` requests have arrived.
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        wait_until(
+            &format!("{count} requests at {}", self.url),
+            DEADLINE,
+            || self.count() >= count,
+        )
+        .await;
+        self.received()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn receive(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ReceiverState>,
+) -> HttpResponse {
+    let received = Received {
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or("<binary>").to_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        at: Instant::now(),
+    };
+    let index = {
+        let mut all = state.received.lock().unwrap();
+        all.push(received.clone());
+        all.len() - 1
+    };
+    let script = Arc::clone(&state.script.lock().unwrap());
+    let reply = script(index, &received);
+    if reply.hang {
+        std::future::pending::<()>().await;
+    }
+    let mut response =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+    for (name, value) in reply.headers {
+        response.insert_header((name, value));
+    }
+    response.body(format!("answered {}", reply.status))
+}
+
+/// Verifies a Standard Webhooks signature from the spec, independently of fanout's signer:
+/// HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}` with the base64-decoded secret,
+/// matched against any `v1,` entry of the space-separated header.
+pub fn verify_signature(secret: &str, received: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let (Some(id), Some(timestamp), Some(header)) = (
+        received.header("webhook-id"),
+        received.header("webhook-timestamp"),
+        received.header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(&received.body);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(&signed);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    header
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .any(|signature| signature == expected)
+}
