@@ -351,3 +351,62 @@ routes:
         "the stuck subscriber only ever has its two attempts in flight"
     );
 }
+
+#[tokio::test]
+async fn timeouts_are_retried_and_redirects_are_not_followed() {
+    let slow =
+        TestReceiver::scripted(|n, _| if n == 0 { Reply::hang() } else { Reply::ok() }).await;
+    let target = TestReceiver::start().await;
+    let redirect_to = target.url.clone();
+    let redirecting = TestReceiver::scripted(move |_, _| {
+        Reply::status(307).with_header("location", &redirect_to)
+    })
+    .await;
+    let text = format!(
+        "
+subscribers:
+  slow: {{ url: '{}', timeout: 300ms, retry: {{ {FAST_RETRY} }} }}
+  moved: {{ url: '{}', retry: {{ {FAST_RETRY} }} }}
+routes:
+  - name: all
+    to: [slow, moved]
+",
+        slow.url, redirecting.url
+    );
+    let router = TestRouter::start(&text).await;
+    assert_eq!(
+        router
+            .publish(event("com.example.shop.order.created", "t-1"))
+            .await
+            .status(),
+        202
+    );
+    slow.wait_for(2).await;
+    let slow_id = router.id("slow");
+    wait_until("two attempts recorded", DEADLINE, || {
+        router.store.attempts(slow_id, EventSeq(1)).unwrap().len() == 2
+    })
+    .await;
+    let attempts = router.store.attempts(slow_id, EventSeq(1)).unwrap();
+    assert!(
+        attempts[0].status.is_none()
+            && attempts[0]
+                .error
+                .as_deref()
+                .is_some_and(|error| error.contains("timed out")),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[1].status, Some(200));
+
+    let moved = router.id("moved");
+    wait_until("redirect dead-lettered", DEADLINE, || {
+        router.store.dead_letters(moved).unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(
+        router.store.dead_letters(moved).unwrap()[0].1.last_status,
+        Some(307)
+    );
+    assert_eq!(redirecting.count(), 1);
+    assert_eq!(target.count(), 0, "the redirect must not be followed");
+}
