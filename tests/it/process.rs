@@ -81,6 +81,18 @@ impl Drop for Process {
     }
 }
 
+/// Publishes one order event in structured mode; returns the status.
+async fn publish(http: &reqwest::Client, url: &str, id: &str) -> u16 {
+    http.post(format!("{url}/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(event("com.example.shop.order.created", id).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     let path = dir.join("routes.yaml");
     let text = format!(
@@ -122,16 +134,7 @@ async fn sigkill_loses_no_acknowledged_event() {
                 if index >= total {
                     break;
                 }
-                let body =
-                    event("com.example.shop.order.created", &format!("crash-{index}")).to_string();
-                let response = http
-                    .post(format!("{url}/events"))
-                    .header("content-type", "application/cloudevents+json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 202);
+                assert_eq!(publish(&http, &url, &format!("crash-{index}")).await, 202);
             }
         }));
     }
@@ -181,14 +184,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     let config = write_config(dir.path(), &receiver.url);
     let data = dir.path().join("data");
     let mut router = Process::start(&config, &data);
-    let response = client()
-        .post(format!("{}/events", router.url))
-        .header("content-type", "application/cloudevents+json")
-        .body(event("com.example.shop.order.created", "term-1").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(publish(&client(), &router.url, "term-1").await, 202);
     receiver.wait_for(1).await;
     router.signal("TERM");
     let status = router.wait_exit(Duration::from_secs(20));
@@ -196,14 +192,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     // The store was closed cleanly: a new process opens it and does not deliver term-1 again
     // beyond at-least-once (its cursor was saved).
     let router = Process::start(&config, &data);
-    let response = client()
-        .post(format!("{}/events", router.url))
-        .header("content-type", "application/cloudevents+json")
-        .body(event("com.example.shop.order.created", "term-2").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(publish(&client(), &router.url, "term-2").await, 202);
     let got = receiver.wait_for(2).await;
     let ids: Vec<String> = got.iter().map(|received| received.event_id()).collect();
     assert_eq!(ids, ["term-1", "term-2"]);
