@@ -13,6 +13,7 @@
 //! and only failing deliveries pay for retry state. Ingest writes go through the group-commit
 //! thread in [`committer`]; everything else writes directly.
 
+mod admin;
 mod committer;
 pub mod records;
 
@@ -27,6 +28,7 @@ use crate::config::StorageConfig;
 use crate::event::Event;
 use crate::ids::{EventSeq, SubscriberId};
 
+pub use admin::{DeliveryState, Pending};
 pub use committer::dedupe_key;
 use records::keys;
 pub use records::{AttemptRecord, DeadLetter, RetryState, StoredEvent};
@@ -104,6 +106,7 @@ impl Drop for Inner {
 const META_NEXT_SUBSCRIBER: &[u8] = b"next_subscriber";
 const META_SUBSCRIBER: &str = "subscriber/";
 const META_DISABLED: &str = "disabled/";
+const META_PAUSED: &str = "paused/";
 const META_DEDUPE_PURGED: &[u8] = b"dedupe_purged_upto";
 
 fn parse_seq(key: &[u8]) -> Result<EventSeq, StoreError> {
@@ -146,6 +149,7 @@ impl Store {
             events: events.clone(),
             dedupe: dedupe.clone(),
             data_file,
+            blobs_dir: dir.join("blobs"),
             durability: config.durability,
             dedupe_window_ms: millis(config.dedupe_window),
             next_seq: last + 1,
@@ -562,7 +566,8 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an attempt to a delivery's history.
+    /// Appends an attempt to a delivery's history, numbered after the last one recorded (a
+    /// replayed dead letter or an attempt repeated after a crash never overwrites history).
     ///
     /// # Errors
     /// A store write failed.
@@ -570,11 +575,21 @@ impl Store {
         &self,
         subscriber: SubscriberId,
         seq: EventSeq,
-        number: u32,
         attempt: &AttemptRecord,
     ) -> Result<(), StoreError> {
+        let mut prefix = keys::seq(seq).to_vec();
+        prefix.extend_from_slice(&subscriber.0.to_be_bytes());
+        let last = match self.inner.attempts.scan_prefix(&prefix).next_back() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                key.get(12..16)
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .map_or(0, u32::from_be_bytes)
+            }
+            None => 0,
+        };
         self.inner.attempts.insert(
-            keys::attempt(seq, subscriber, number),
+            keys::attempt(seq, subscriber, last.saturating_add(1)),
             records::encode(attempt)?,
         )?;
         Ok(())

@@ -1,0 +1,179 @@
+//! The load generator: closed loop (N connections sending back to back) for throughput, open
+//! loop (a fixed arrival rate) for latency, with coordinated-omission correction: each request's
+//! latency is measured from when it was due, not from when it could be sent.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::receiver::now_ns;
+
+/// What a load run achieved.
+pub struct LoadResult {
+    pub accepted: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    pub ack_latency: Histogram<u64>,
+}
+
+impl LoadResult {
+    pub fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub struct Load {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub size: usize,
+    /// Distinguishes event ids between runs.
+    pub run: String,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 600_000_000_000, 3).unwrap()
+}
+
+/// A structured-mode event of about `size` bytes in all.
+pub fn event_body(id: &str, size: usize, sent_ns: u64) -> String {
+    let head = format!(
+        r#"{{"specversion":"1.0","id":"{id}","source":"/bench","type":"com.example.shop.order.created","benchsent":"{sent_ns}","datacontenttype":"application/json","data":{{"pad":""#
+    );
+    let pad = size.saturating_sub(head.len() + 3);
+    let mut body = String::with_capacity(size + 8);
+    body.push_str(&head);
+    body.extend(std::iter::repeat_n('x', pad));
+    body.push_str("\"}}");
+    body
+}
+
+impl Load {
+    async fn send(&self, id: &str, sent_ns: u64) -> bool {
+        let body = event_body(id, self.size, sent_ns);
+        match self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response.status().as_u16() == 202,
+            Err(_) => false,
+        }
+    }
+
+    /// `connections` senders back to back for `duration` (or until `limit` events are accepted).
+    pub async fn closed_loop(
+        self: &Arc<Self>,
+        connections: usize,
+        duration: Duration,
+        limit: Option<u64>,
+    ) -> LoadResult {
+        let accepted = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let issued = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let latency = Arc::new(Mutex::new(histogram()));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..connections {
+            let (load, accepted, failed, issued, stop, latency) = (
+                Arc::clone(self),
+                Arc::clone(&accepted),
+                Arc::clone(&failed),
+                Arc::clone(&issued),
+                Arc::clone(&stop),
+                Arc::clone(&latency),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut local = histogram();
+                let mut sequence = 0u64;
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
+                    if let Some(limit) = limit {
+                        if issued.fetch_add(1, Ordering::Relaxed) >= limit {
+                            break;
+                        }
+                    }
+                    sequence += 1;
+                    let begin = Instant::now();
+                    let id = format!("{}-{worker}-{sequence}", load.run);
+                    if load.send(&id, now_ns()).await {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        let _ = local.record((begin.elapsed().as_nanos() as u64).max(1_000));
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                latency.lock().unwrap().add(&local).unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let ack_latency = latency.lock().unwrap().clone();
+        LoadResult {
+            accepted: accepted.load(Ordering::SeqCst),
+            failed: failed.load(Ordering::SeqCst),
+            elapsed,
+            ack_latency,
+        }
+    }
+
+    /// A fixed arrival rate for `duration`; latency counts from each request's due time.
+    pub async fn open_loop(self: &Arc<Self>, rate: f64, duration: Duration) -> LoadResult {
+        let accepted = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let latency = Arc::new(Mutex::new(histogram()));
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let total = (rate * duration.as_secs_f64()) as u64;
+        let started = Instant::now();
+        let epoch_at_start = now_ns();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut index = 0u64;
+        while index < total {
+            // Send everything that is due, then sleep a little; a late tick sends a burst, and
+            // each request's latency still counts from its own due time.
+            let now = started.elapsed();
+            while index < total && interval * index as u32 <= now {
+                let due = interval * index as u32;
+                let (load, accepted, failed, latency) = (
+                    Arc::clone(self),
+                    Arc::clone(&accepted),
+                    Arc::clone(&failed),
+                    Arc::clone(&latency),
+                );
+                let id = format!("{}-o-{index}", self.run);
+                let sent_ns = epoch_at_start + due.as_nanos() as u64;
+                tasks.spawn(async move {
+                    if load.send(&id, sent_ns).await {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        let took = started.elapsed().saturating_sub(due);
+                        let _ = latency
+                            .lock()
+                            .unwrap()
+                            .record((took.as_nanos() as u64).max(1_000));
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                index += 1;
+            }
+            while tasks.try_join_next().is_some() {}
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        while tasks.join_next().await.is_some() {}
+        let elapsed = started.elapsed();
+        let ack_latency = latency.lock().unwrap().clone();
+        LoadResult {
+            accepted: accepted.load(Ordering::SeqCst),
+            failed: failed.load(Ordering::SeqCst),
+            elapsed,
+            ack_latency,
+        }
+    }
+}

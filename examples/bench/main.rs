@@ -1,0 +1,701 @@
+//! The fanout benchmark: runs the release binary as a separate process pinned to one CPU, drives
+//! it from a load generator and an embedded receiver pinned to the other, and reports every
+//! figure with a baseline measured in the same run (these machines are shared and noisy).
+//!
+//! ```text
+//! cargo run --release --example bench -- --all            # everything, writes BENCHMARKS.md
+//! cargo run --release --example bench -- --quick --all    # shorter runs, 100k backlog
+//! cargo run --release --example bench -- --scenarios baselines,ingest --runs 5
+//! ```
+//! Correctness is part of the run: it fails if an accepted event is not delivered to every
+//! subscriber it was routed to, or if a signature does not verify.
+
+mod baselines;
+mod load;
+mod receiver;
+mod report;
+mod router;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use load::Load;
+use receiver::Receiver;
+use report::{Report, Stat};
+use router::{Router, Sub};
+
+#[derive(Parser, Clone)]
+#[command(about = "fanout benchmark")]
+struct Args {
+    /// Run every scenario.
+    #[arg(long)]
+    all: bool,
+    /// Shorter runs and a 100k backlog, for a quick look.
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run: baselines, ingest, e2e, isolation, backlog.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Runs per figure (the median is reported with min-max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Event size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Length of each measurement.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent connections of the closed-loop load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Events in the backlog scenario.
+    #[arg(long)]
+    backlog: Option<u64>,
+    /// Where the report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Ingest cases as FANOUTxBYTES (default 1x1024,4x1024,16x1024,1x256,1x16384).
+    #[arg(long, value_delimiter = ',')]
+    ingest_cases: Vec<String>,
+    #[arg(long, hide = true)]
+    serve_b2: bool,
+    #[arg(long, hide = true)]
+    b3: Option<String>,
+}
+
+/// CPUs: the router (and B2, B3) on one, the load generator and receiver on the other.
+const ROUTER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+const PINNED_ENV: &str = "FANOUT_BENCH_PINNED";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.serve_b2 {
+        return Ok(baselines::serve_b2()?);
+    }
+    if let Some(url) = &args.b3 {
+        baselines::run_b3(
+            url,
+            args.duration.as_secs_f64(),
+            args.connections,
+            args.size,
+        );
+        return Ok(());
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus >= 2 && std::env::var_os(PINNED_ENV).is_none() {
+        // Re-run this process on the load CPU; children go to the router CPU.
+        let status = std::process::Command::new("taskset")
+            .args(["-c", &LOAD_CPU.to_string()])
+            .arg(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(PINNED_ENV, "1")
+            .status()
+            .context("taskset is needed to pin the benchmark")?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let pinned = (cpus >= 2).then_some(ROUTER_CPU);
+    build_router()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(args, pinned))
+}
+
+/// `cargo run --example` builds the example, not the binary it drives.
+fn build_router() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        // With the example in the same build, features unify as in `cargo run --example bench`
+        // and neither build invalidates the other.
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "fanout",
+            "--example",
+            "bench",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()?;
+    if !status.success() {
+        bail!("building the fanout binary failed");
+    }
+    Ok(())
+}
+
+struct Bench {
+    args: Args,
+    cpu: Option<usize>,
+    receiver: Receiver,
+    client: reqwest::Client,
+    report: Report,
+    run_counter: std::sync::atomic::AtomicU64,
+}
+
+async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()?;
+    let all = args.all || args.scenarios.is_empty();
+    let wants = |name: &str| all || args.scenarios.iter().any(|scenario| scenario == name);
+    let mut bench = Bench {
+        receiver: Receiver::start(),
+        client,
+        report: Report::default(),
+        cpu,
+        run_counter: Default::default(),
+        args: args.clone(),
+    };
+    if args.quick {
+        bench.args.duration = bench.args.duration.min(Duration::from_secs(3));
+        bench.args.runs = bench.args.runs.min(2);
+    }
+    bench.report = Report::new(&args_line(&bench.args));
+    let started = Instant::now();
+    if wants("baselines") || wants("ingest") || wants("e2e") || wants("isolation") {
+        bench.baselines().await?;
+    }
+    if wants("ingest") {
+        bench.ingest().await?;
+    }
+    let mut max_events = None;
+    if wants("e2e") || wants("isolation") || wants("backlog") {
+        max_events = Some(bench.end_to_end(wants("e2e")).await?);
+    }
+    if wants("isolation") {
+        bench.isolation(max_events.unwrap_or(1000.0)).await?;
+    }
+    if wants("backlog") {
+        bench.backlog(max_events.unwrap_or(1000.0)).await?;
+    }
+    bench.report.note(format!(
+        "Total benchmark time: {:.0} s.",
+        started.elapsed().as_secs_f64()
+    ));
+    let text = bench.report.render();
+    println!("{text}");
+    report::write(&args.out, &text)?;
+    println!("written to {}", args.out.display());
+    Ok(())
+}
+
+fn args_line(args: &Args) -> String {
+    let mut line = String::from("cargo run --release --example bench --");
+    if args.all {
+        line.push_str(" --all");
+    }
+    if args.quick {
+        line.push_str(" --quick");
+    }
+    if !args.scenarios.is_empty() {
+        line.push_str(&format!(" --scenarios {}", args.scenarios.join(",")));
+    }
+    line.push_str(&format!(
+        " --runs {} --duration {}",
+        args.runs,
+        humantime::format_duration(args.duration)
+    ));
+    line
+}
+
+impl Bench {
+    fn load(&self, url: &str, size: usize) -> Arc<Load> {
+        let run = self
+            .run_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(Load {
+            client: self.client.clone(),
+            url: url.to_owned(),
+            size,
+            run: format!("r{run}-{}", receiver::now_ns() % 1_000_000),
+        })
+    }
+
+    fn start_router(&self, subscribers: &[Sub]) -> (tempfile::TempDir, Router) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = router::write_config(dir.path(), &self.receiver.base, subscribers, "strict");
+        let router = Router::start(&config, &dir.path().join("data"), self.cpu);
+        (dir, router)
+    }
+
+    /// Waits until the receiver holds `expected` unique deliveries, failing after `timeout`.
+    async fn expect_delivered(&self, expected: u64, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.receiver.unique() < expected {
+            if Instant::now() > deadline {
+                bail!(
+                    "correctness: {} of {expected} accepted deliveries arrived within {timeout:?}",
+                    self.receiver.unique()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if self.receiver.bad_signatures() > 0 {
+            bail!(
+                "correctness: {} signatures did not verify",
+                self.receiver.bad_signatures()
+            );
+        }
+        Ok(())
+    }
+
+    async fn baselines(&mut self) -> anyhow::Result<()> {
+        println!("== baselines");
+        let dir = tempfile::tempdir()?;
+        let short = self.args.duration.min(Duration::from_secs(3));
+        let (mut b0, mut b1, mut b2, mut b3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..self.args.runs {
+            b0.push(baselines::b0_fdatasync(dir.path(), short));
+            b1.push(baselines::b1_sled(dir.path(), self.args.size, short));
+            b2.push(self.b2().await?);
+            b3.push(self.b3()?);
+        }
+        let b = &mut self.report;
+        b.baseline("B0", "1 KiB write + fdatasync, per second", Stat::of(&b0));
+        b.baseline("B1", "raw sled inserts/s, flush per 64", Stat::of(&b1));
+        b.baseline(
+            "B2",
+            "bare actix-web 202 handler, requests/s (same client, same CPU split)",
+            Stat::of(&b2),
+        );
+        b.baseline(
+            "B3",
+            "fanout's HTTP client straight to the receiver, requests/s",
+            Stat::of(&b3),
+        );
+        Ok(())
+    }
+
+    /// B2's child process (pinned like the router) and the URL it serves.
+    fn spawn_b2(&self) -> anyhow::Result<(std::process::Child, String)> {
+        let exe = std::env::current_exe()?;
+        let mut command = match self.cpu {
+            Some(cpu) => {
+                let mut command = std::process::Command::new("taskset");
+                command.args(["-c", &cpu.to_string()]).arg(exe);
+                command
+            }
+            None => std::process::Command::new(exe),
+        };
+        let mut child = command
+            .arg("--serve-b2")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )?;
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .context("B2 server address")?
+            .to_owned();
+        Ok((child, format!("http://{address}/events")))
+    }
+
+    async fn b2(&self) -> anyhow::Result<f64> {
+        let (mut child, url) = self.spawn_b2()?;
+        let load = self.load(&url, self.args.size);
+        let result = load
+            .closed_loop(self.args.connections, self.args.duration, None)
+            .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(result.rate())
+    }
+
+    /// B2's p99 ack latency under the same open-loop rate: what the load generator and HTTP
+    /// alone cost, so that fanout's p99 can be read against it.
+    async fn b2_open_p99(&self, rate: f64, size: usize) -> anyhow::Result<f64> {
+        let (mut child, url) = self.spawn_b2()?;
+        let load = self.load(&url, size);
+        let result = load.open_loop(rate, self.args.duration).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(result.ack_latency.value_at_quantile(0.99) as f64 / 1e6)
+    }
+
+    fn b3(&self) -> anyhow::Result<f64> {
+        let exe = std::env::current_exe()?;
+        let url = format!("{}/ok/0", self.receiver.base);
+        let seconds = self.args.duration.as_secs_f64().min(3.0).to_string();
+        let mut command = std::process::Command::new("taskset");
+        if let Some(cpu) = self.cpu {
+            command.args(["-c", &cpu.to_string()]);
+        } else {
+            command.args(["-c", "0"]);
+        }
+        let output = command
+            .arg(exe)
+            .args([
+                "--b3",
+                &url,
+                "--duration",
+                &format!("{seconds}s"),
+                "--connections",
+                "64",
+                "--size",
+                &self.args.size.to_string(),
+            ])
+            .env(PINNED_ENV, "1")
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .parse::<f64>()
+            .with_context(|| format!("B3 output {text:?}"))
+    }
+
+    /// Scenario 1: durable ingest throughput and ack latency, by fan-out and event size.
+    async fn ingest(&mut self) -> anyhow::Result<()> {
+        let mut configs: Vec<(usize, usize)> = vec![
+            (1, self.args.size),
+            (4, self.args.size),
+            (16, self.args.size),
+        ];
+        if self.args.size == 1024 {
+            configs.push((1, 256));
+            configs.push((1, 16 * 1024));
+        }
+        if !self.args.ingest_cases.is_empty() {
+            configs = self
+                .args
+                .ingest_cases
+                .iter()
+                .map(|case| {
+                    let (fanout, size) = case
+                        .split_once('x')
+                        .context("an ingest case is FANOUTxBYTES")?;
+                    Ok((fanout.parse()?, size.parse()?))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        for (fanout, size) in configs {
+            println!("== ingest: fan-out {fanout}, {size} B");
+            let (mut rates, mut p99_full, mut p99_half, mut b2_p99) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for run in 0..self.args.runs {
+                self.receiver.reset();
+                self.receiver.stall();
+                let subscribers = vec![
+                    Sub {
+                        kind: "stall",
+                        concurrency: 16
+                    };
+                    fanout
+                ];
+                let (_dir, router) = self.start_router(&subscribers);
+                let load = self.load(&router.url, size);
+                let closed = load
+                    .closed_loop(self.args.connections, self.args.duration, None)
+                    .await;
+                rates.push(closed.rate());
+                p99_full.push(closed.ack_latency.value_at_quantile(0.99) as f64 / 1e6);
+                let open = load
+                    .open_loop(closed.rate() * 0.5, self.args.duration)
+                    .await;
+                p99_half.push(open.ack_latency.value_at_quantile(0.99) as f64 / 1e6);
+                b2_p99.push(self.b2_open_p99(closed.rate() * 0.5, size).await?);
+                if closed.failed + open.failed > 0 {
+                    bail!("ingest: {} requests failed", closed.failed + open.failed);
+                }
+                if run + 1 == self.args.runs {
+                    // Correctness on the last run: release the subscribers, everything arrives.
+                    self.receiver.release();
+                    let expected = (closed.accepted + open.accepted) * fanout as u64;
+                    self.expect_delivered(expected, Duration::from_secs(300))
+                        .await?;
+                }
+                router.stop();
+            }
+            self.report.ingest(
+                fanout,
+                size,
+                Stat::of(&rates),
+                Stat::of(&p99_full),
+                Stat::of(&p99_half),
+                Stat::of(&b2_p99),
+            );
+        }
+        Ok(())
+    }
+
+    /// Scenario 2: end-to-end deliveries per second and ingest-to-receiver latency.
+    /// Returns the fan-out-1 maximum in events per second.
+    async fn end_to_end(&mut self, report: bool) -> anyhow::Result<f64> {
+        let mut max_fanout1 = 0.0;
+        for fanout in [1usize, 16] {
+            println!("== end-to-end: fan-out {fanout}");
+            let mut rates = Vec::new();
+            let runs = if report { self.args.runs } else { 1 };
+            for _ in 0..runs {
+                self.receiver.reset();
+                let subscribers = vec![
+                    Sub {
+                        kind: "ok",
+                        concurrency: 64
+                    };
+                    fanout
+                ];
+                let (_dir, router) = self.start_router(&subscribers);
+                let load = self.load(&router.url, self.args.size);
+                let window = self.args.duration;
+                let measure = async {
+                    tokio::time::sleep(window / 5).await;
+                    let (first, at) = (self.receiver.requests(), Instant::now());
+                    tokio::time::sleep(window * 3 / 5).await;
+                    (self.receiver.requests() - first) as f64 / at.elapsed().as_secs_f64()
+                };
+                let (closed, rate) = tokio::join!(
+                    load.closed_loop(self.args.connections, window, None),
+                    measure
+                );
+                rates.push(rate);
+                self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
+                    .await?;
+                router.stop();
+            }
+            let stat = Stat::of(&rates);
+            if fanout == 1 {
+                max_fanout1 = stat.median;
+            }
+            if report {
+                self.report.deliveries(fanout, stat);
+            }
+        }
+        if report {
+            for percent in [25u32, 50, 75] {
+                println!("== end-to-end latency at {percent} % of max");
+                let rate = max_fanout1 * f64::from(percent) / 100.0;
+                let (mut p50, mut p99, mut p999) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..self.args.runs {
+                    self.receiver.reset();
+                    let (_dir, router) = self.start_router(&[Sub {
+                        kind: "ok",
+                        concurrency: 64,
+                    }]);
+                    let load = self.load(&router.url, self.args.size);
+                    let open = load.open_loop(rate, self.args.duration).await;
+                    self.expect_delivered(open.accepted, Duration::from_secs(120))
+                        .await?;
+                    let latency = self.receiver.latency();
+                    p50.push(latency.value_at_quantile(0.5) as f64 / 1e6);
+                    p99.push(latency.value_at_quantile(0.99) as f64 / 1e6);
+                    p999.push(latency.value_at_quantile(0.999) as f64 / 1e6);
+                    router.stop();
+                }
+                self.report.latency(
+                    percent,
+                    rate,
+                    Stat::of(&p50),
+                    Stat::of(&p99),
+                    Stat::of(&p999),
+                );
+            }
+        }
+        Ok(max_fanout1)
+    }
+
+    /// Scenario 3: one healthy subscriber beside a slow (2 s), a failing (500) and a silent one.
+    async fn isolation(&mut self, max_events: f64) -> anyhow::Result<()> {
+        let healthy = Sub {
+            kind: "ok",
+            concurrency: 64,
+        };
+        let layouts: [(&str, [Sub; 4]); 2] = [
+            ("all healthy", [healthy; 4]),
+            (
+                "1 healthy + slow, 500, silent",
+                [
+                    healthy,
+                    Sub {
+                        kind: "slow",
+                        concurrency: 64,
+                    },
+                    Sub {
+                        kind: "fail",
+                        concurrency: 64,
+                    },
+                    Sub {
+                        kind: "hang",
+                        concurrency: 64,
+                    },
+                ],
+            ),
+        ];
+        let rate = max_events * 0.5 / 4.0;
+        for (name, subscribers) in layouts {
+            println!("== isolation: {name}");
+            let (mut throughput, mut p99) = (Vec::new(), Vec::new());
+            for _ in 0..self.args.runs {
+                self.receiver.reset();
+                let (_dir, router) = self.start_router(&subscribers);
+                let load = self.load(&router.url, self.args.size);
+                // Throughput of subscriber 0 under a closed loop; its p99 under a fixed rate.
+                let closed = load
+                    .closed_loop(self.args.connections, self.args.duration, None)
+                    .await;
+                let healthy_count =
+                    subscribers.iter().filter(|sub| sub.kind == "ok").count() as u64;
+                self.wait_ok(closed.accepted * healthy_count).await?;
+                throughput.push(
+                    self.receiver.ok_requests() as f64
+                        / healthy_count as f64
+                        / closed.elapsed.as_secs_f64(),
+                );
+                self.receiver.reset();
+                let open = load.open_loop(rate, self.args.duration).await;
+                self.wait_ok(open.accepted * healthy_count).await?;
+                p99.push(self.receiver.latency().value_at_quantile(0.99) as f64 / 1e6);
+                router.stop();
+            }
+            self.report
+                .isolation(name, Stat::of(&throughput), rate, Stat::of(&p99));
+        }
+        Ok(())
+    }
+
+    async fn wait_ok(&self, expected: u64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.receiver.ok_requests() < expected {
+            if Instant::now() > deadline {
+                bail!(
+                    "correctness: {} of {expected} deliveries to healthy subscribers arrived",
+                    self.receiver.ok_requests()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Scenarios 4 and 5: a backlog while the subscriber is down, SIGKILL, recovery and drain.
+    async fn backlog(&mut self, steady_rate: f64) -> anyhow::Result<()> {
+        let total = self
+            .args
+            .backlog
+            .unwrap_or(if self.args.quick { 100_000 } else { 1_000_000 });
+        println!("== backlog: {total} events of {} B", self.args.size);
+        self.receiver.reset();
+        self.receiver.stall();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let config = router::write_config(
+            dir.path(),
+            &self.receiver.base,
+            &[Sub {
+                kind: "stall",
+                concurrency: 16,
+            }],
+            "strict",
+        );
+        let router = Router::start(&config, &data, self.cpu);
+        let load = self.load(&router.url, self.args.size);
+        let pid = router.pid();
+        let sampler = tokio::spawn({
+            let data = data.clone();
+            async move {
+                let mut samples = Vec::new();
+                let started = Instant::now();
+                loop {
+                    let status =
+                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    let rss = status
+                        .lines()
+                        .find_map(|line| line.strip_prefix("VmRSS:"))
+                        .and_then(|value| {
+                            value
+                                .trim()
+                                .trim_end_matches("kB")
+                                .trim()
+                                .parse::<u64>()
+                                .ok()
+                        });
+                    let Some(rss) = rss else { break };
+                    samples.push((
+                        started.elapsed().as_secs_f64(),
+                        rss * 1024,
+                        router::dir_size(&data),
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                samples
+            }
+        });
+        let ingest = load
+            .closed_loop(
+                self.args.connections,
+                Duration::from_secs(3600),
+                Some(total),
+            )
+            .await;
+        let logical = ingest.accepted * self.args.size as u64;
+        let disk_during = router::dir_size(&data);
+        let rss_end = router.rss();
+        // Recovery: SIGKILL with the backlog in place.
+        router.kill9();
+        let samples = sampler.await?;
+        let restart = Instant::now();
+        let router = Router::start(&config, &data, self.cpu);
+        let time_to_listen = router.time_to_listen;
+        let restart_ns = receiver::now_ns() - time_to_listen.as_nanos() as u64;
+        let before = self.receiver.requests();
+        self.receiver.release();
+        let mut windows = Vec::new();
+        let mut time_to_full = None;
+        let mut last = (Instant::now(), self.receiver.requests());
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while self.receiver.unique() < ingest.accepted {
+            if Instant::now() > deadline {
+                bail!(
+                    "backlog: only {} of {} delivered after the restart",
+                    self.receiver.unique(),
+                    ingest.accepted
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = (Instant::now(), self.receiver.requests());
+            let rate = (now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64();
+            windows.push(rate);
+            if time_to_full.is_none() && rate >= 0.9 * steady_rate {
+                time_to_full = Some(restart.elapsed());
+            }
+            last = now;
+        }
+        let drain_time = restart.elapsed();
+        let first_delivery =
+            Duration::from_nanos(self.receiver.first_delivery_ns().saturating_sub(restart_ns));
+        self.expect_delivered(ingest.accepted, Duration::from_secs(1))
+            .await?;
+        let duplicates = (self.receiver.requests() - before).saturating_sub(ingest.accepted);
+        let disk_after = router::dir_size(&data);
+        let rss_drain = router.rss();
+        router.stop();
+        self.report.backlog(report::Backlog {
+            events: ingest.accepted,
+            size: self.args.size,
+            ingest_rate: ingest.rate(),
+            samples,
+            rss_end,
+            rss_drain,
+            disk_during,
+            disk_after,
+            logical,
+            time_to_listen,
+            first_delivery,
+            time_to_full,
+            drain_rate: ingest.accepted as f64 / drain_time.as_secs_f64(),
+            steady_rate,
+            duplicates,
+        });
+        Ok(())
+    }
+}

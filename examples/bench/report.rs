@@ -1,0 +1,550 @@
+//! The markdown report: every figure a median of several runs with its min-max, and each headline
+//! also stated as a ratio to the baseline measured in the same run.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+const START: &str = "<!-- results:start -->";
+const END: &str = "<!-- results:end -->";
+
+/// Median with min and max of several runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Stat {
+        if values.is_empty() {
+            return Stat::default();
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 0 {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        } else {
+            sorted[middle]
+        };
+        Stat {
+            median,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        }
+    }
+
+    /// `12,345/s (12,001-12,800)` style, with `digits` decimals.
+    fn show(&self, digits: usize, unit: &str) -> String {
+        format!(
+            "{}{unit} ({}-{})",
+            number(self.median, digits),
+            number(self.min, digits),
+            number(self.max, digits)
+        )
+    }
+}
+
+/// Thousands separators for large numbers; `digits` decimals otherwise.
+fn number(value: f64, digits: usize) -> String {
+    if value.abs() >= 1000.0 {
+        let whole = format!("{:.0}", value);
+        let mut out = String::new();
+        for (index, digit) in whole.chars().enumerate() {
+            if index > 0 && (whole.len() - index) % 3 == 0 && digit != '-' {
+                out.push(',');
+            }
+            out.push(digit);
+        }
+        out
+    } else {
+        format!("{value:.digits$}")
+    }
+}
+
+fn percent(value: f64, of: f64) -> String {
+    if of > 0.0 {
+        format!("{:.0} %", 100.0 * value / of)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+/// Backlog and recovery measurements (scenarios 4 and 5).
+pub struct Backlog {
+    pub events: u64,
+    pub size: usize,
+    pub ingest_rate: f64,
+    /// (seconds since start, RSS bytes, data directory bytes) sampled while the backlog built up.
+    pub samples: Vec<(f64, u64, u64)>,
+    pub rss_end: u64,
+    pub rss_drain: u64,
+    pub disk_during: u64,
+    pub disk_after: u64,
+    pub logical: u64,
+    pub time_to_listen: Duration,
+    pub first_delivery: Duration,
+    pub time_to_full: Option<Duration>,
+    pub drain_rate: f64,
+    pub steady_rate: f64,
+    pub duplicates: u64,
+}
+
+struct Baseline {
+    id: &'static str,
+    description: &'static str,
+    stat: Stat,
+}
+
+#[derive(Default)]
+pub struct Report {
+    command: String,
+    baselines: Vec<Baseline>,
+    ingest: Vec<(usize, usize, Stat, Stat, Stat, Stat)>,
+    deliveries: Vec<(usize, Stat)>,
+    latency: Vec<(u32, f64, Stat, Stat, Stat)>,
+    isolation: Vec<(String, Stat, f64, Stat)>,
+    backlog: Option<Backlog>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(command: &str) -> Report {
+        Report {
+            command: command.to_owned(),
+            ..Report::default()
+        }
+    }
+
+    pub fn note(&mut self, text: String) {
+        self.notes.push(text);
+    }
+
+    pub fn baseline(&mut self, id: &'static str, description: &'static str, stat: Stat) {
+        self.baselines.push(Baseline {
+            id,
+            description,
+            stat,
+        });
+    }
+
+    pub fn ingest(
+        &mut self,
+        fanout: usize,
+        size: usize,
+        rate: Stat,
+        p99_full: Stat,
+        p99_half: Stat,
+        b2_p99: Stat,
+    ) {
+        self.ingest
+            .push((fanout, size, rate, p99_full, p99_half, b2_p99));
+    }
+
+    pub fn deliveries(&mut self, fanout: usize, rate: Stat) {
+        self.deliveries.push((fanout, rate));
+    }
+
+    pub fn latency(&mut self, percent: u32, rate: f64, p50: Stat, p99: Stat, p999: Stat) {
+        self.latency.push((percent, rate, p50, p99, p999));
+    }
+
+    pub fn isolation(&mut self, name: &str, throughput: Stat, rate: f64, p99: Stat) {
+        self.isolation
+            .push((name.to_owned(), throughput, rate, p99));
+    }
+
+    pub fn backlog(&mut self, backlog: Backlog) {
+        self.backlog = Some(backlog);
+    }
+
+    fn baseline_of(&self, id: &str) -> f64 {
+        self.baselines
+            .iter()
+            .find(|baseline| baseline.id == id)
+            .map_or(0.0, |baseline| baseline.stat.median)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Measured {} on {}.\n", chrono_now(), machine());
+        let _ = writeln!(
+            out,
+            "Command: `{}`. Each figure: median of the runs (min-max).\n",
+            self.command
+        );
+        self.render_baselines(&mut out);
+        self.render_ingest(&mut out);
+        self.render_deliveries(&mut out);
+        self.render_isolation(&mut out);
+        self.render_backlog(&mut out);
+        if !self.notes.is_empty() {
+            out.push('\n');
+            for note in &self.notes {
+                let _ = writeln!(out, "{note}");
+            }
+        }
+        out
+    }
+
+    fn render_baselines(&self, out: &mut String) {
+        if self.baselines.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "### Baselines\n\n| | what | rate |\n|---|---|---|");
+        for baseline in &self.baselines {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                baseline.id,
+                baseline.description,
+                baseline.stat.show(0, "/s")
+            );
+        }
+        out.push('\n');
+    }
+
+    fn render_ingest(&self, out: &mut String) {
+        if self.ingest.is_empty() {
+            return;
+        }
+        let b2 = self.baseline_of("B2");
+        let fanout1 = self
+            .ingest
+            .iter()
+            .find(|row| row.0 == 1 && row.1 == 1024)
+            .map_or(0.0, |row| row.2.median);
+        let _ = writeln!(
+            out,
+            "### 1. Durable ingest (ack after fdatasync)\n\n| fan-out | size | events/s | of B2 | of fan-out 1 | p99 ack at max (ms) | p99 ack at half rate (ms) | B2 p99 at that rate (ms) |\n|---|---|---|---|---|---|---|---|"
+        );
+        for (fanout, size, rate, p99_full, p99_half, b2_p99) in &self.ingest {
+            let _ = writeln!(
+                out,
+                "| {fanout} | {size} B | {} | {} | {} | {} | {} | {} |",
+                rate.show(0, ""),
+                percent(rate.median, b2),
+                if *size == 1024 {
+                    percent(rate.median, fanout1)
+                } else {
+                    "".into()
+                },
+                p99_full.show(2, ""),
+                p99_half.show(2, ""),
+                b2_p99.show(2, ""),
+            );
+        }
+        let half = self
+            .ingest
+            .iter()
+            .find(|row| row.0 == 1 && row.1 == 1024)
+            .map_or(f64::MAX, |row| row.4.median);
+        let fanout16 = self
+            .ingest
+            .iter()
+            .find(|row| row.0 == 16)
+            .map_or(0.0, |row| row.2.median);
+        let _ = writeln!(
+            out,
+            "\nTargets: >= 25,000/s at fan-out 1: {} ({} of B2, target >= 30 %: {}); p99 ack <= 5 ms at half rate: {}; fan-out 16 >= 60 % of fan-out 1: {} ({}).\n",
+            verdict(fanout1 >= 25_000.0),
+            percent(fanout1, b2),
+            verdict(fanout1 >= 0.3 * b2),
+            verdict(half <= 5.0),
+            verdict(fanout16 >= 0.6 * fanout1),
+            percent(fanout16, fanout1),
+        );
+    }
+
+    fn render_deliveries(&self, out: &mut String) {
+        if self.deliveries.is_empty() && self.latency.is_empty() {
+            return;
+        }
+        let b3 = self.baseline_of("B3");
+        let _ = writeln!(
+            out,
+            "### 2. End to end\n\n| fan-out | deliveries/s | of B3 |\n|---|---|---|"
+        );
+        for (fanout, rate) in &self.deliveries {
+            let _ = writeln!(
+                out,
+                "| {fanout} | {} | {} |",
+                rate.show(0, ""),
+                percent(rate.median, b3)
+            );
+        }
+        let one = self
+            .deliveries
+            .iter()
+            .find(|row| row.0 == 1)
+            .map_or(0.0, |row| row.1.median);
+        let sixteen = self
+            .deliveries
+            .iter()
+            .find(|row| row.0 == 16)
+            .map_or(0.0, |row| row.1.median);
+        let _ = writeln!(
+            out,
+            "\nTargets: >= 20,000/s at fan-out 1: {}; >= 40,000/s at fan-out 16: {} ({} of B3, target >= 70 %: {}).\n",
+            verdict(one >= 20_000.0),
+            verdict(sixteen >= 40_000.0),
+            percent(sixteen, b3),
+            verdict(sixteen >= 0.7 * b3),
+        );
+        if self.latency.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "Ingest-to-receiver latency, open loop at a fixed rate (fan-out 1), from each event's due time:\n\n| load | events/s | p50 (ms) | p99 (ms) | p99.9 (ms) |\n|---|---|---|---|---|"
+        );
+        for (percent, rate, p50, p99, p999) in &self.latency {
+            let _ = writeln!(
+                out,
+                "| {percent} % of max | {} | {} | {} | {} |",
+                number(*rate, 0),
+                p50.show(2, ""),
+                p99.show(2, ""),
+                p999.show(2, "")
+            );
+        }
+        if let Some((_, _, p50, p99, _)) = self.latency.iter().find(|row| row.0 == 50) {
+            let _ = writeln!(
+                out,
+                "\nTargets at 50 %: p50 <= 2 ms: {}; p99 <= 10 ms: {}.\n",
+                verdict(p50.median <= 2.0),
+                verdict(p99.median <= 10.0)
+            );
+        }
+    }
+
+    fn render_isolation(&self, out: &mut String) {
+        let [healthy, mixed] = self.isolation.as_slice() else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "### 3. Isolation (fan-out 4)\n\n| subscribers | healthy deliveries/s per subscriber | p99 at {}/s per subscriber (ms) |\n|---|---|---|",
+            number(healthy.2, 0)
+        );
+        for (name, throughput, _, p99) in &self.isolation {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} |",
+                throughput.show(0, ""),
+                p99.show(2, "")
+            );
+        }
+        let kept = mixed.1.median / healthy.1.median.max(f64::MIN_POSITIVE);
+        let p99_growth = mixed.3.median / healthy.3.median.max(f64::MIN_POSITIVE);
+        let _ = writeln!(
+            out,
+            "\nTargets: healthy keep >= 95 % of throughput: {} ({:.0} %); p99 within 20 %: {} ({:+.0} %).\n",
+            verdict(kept >= 0.95),
+            kept * 100.0,
+            verdict(p99_growth <= 1.2),
+            (p99_growth - 1.0) * 100.0,
+        );
+    }
+
+    fn render_backlog(&self, out: &mut String) {
+        let Some(backlog) = &self.backlog else { return };
+        let peak_rss = backlog
+            .samples
+            .iter()
+            .map(|sample| sample.1)
+            .max()
+            .unwrap_or(0)
+            .max(backlog.rss_end);
+        let _ = writeln!(
+            out,
+            "### 4. Backlog of {} events of {} B (subscriber stalled), then 5. SIGKILL and recovery\n",
+            number(backlog.events as f64, 0),
+            backlog.size
+        );
+        let _ = writeln!(out, "| measure | value | target |\n|---|---|---|");
+        let rows = [
+            (
+                "ingest rate while building the backlog",
+                format!("{}/s", number(backlog.ingest_rate, 0)),
+                String::new(),
+            ),
+            (
+                "peak RSS while building",
+                mib(peak_rss),
+                format!("<= 256 MiB: {}", verdict(peak_rss <= 256 << 20)),
+            ),
+            (
+                "RSS at the end of ingest / after the drain",
+                format!("{} / {}", mib(backlog.rss_end), mib(backlog.rss_drain)),
+                String::new(),
+            ),
+            (
+                "logical bytes (events x size)",
+                mib(backlog.logical),
+                String::new(),
+            ),
+            (
+                "disk during the backlog",
+                format!(
+                    "{} ({:.2}x logical)",
+                    mib(backlog.disk_during),
+                    ratio(backlog.disk_during, backlog.logical)
+                ),
+                format!(
+                    "<= 1.6x: {}",
+                    verdict(ratio(backlog.disk_during, backlog.logical) <= 1.6)
+                ),
+            ),
+            (
+                "disk after the drain",
+                format!(
+                    "{} ({:.2}x logical)",
+                    mib(backlog.disk_after),
+                    ratio(backlog.disk_after, backlog.logical)
+                ),
+                format!(
+                    "<= 1.1x: {}",
+                    verdict(ratio(backlog.disk_after, backlog.logical) <= 1.1)
+                ),
+            ),
+            (
+                "restart after SIGKILL: time to listening",
+                format!("{:.2} s", backlog.time_to_listen.as_secs_f64()),
+                format!(
+                    "<= 3 s: {}",
+                    verdict(backlog.time_to_listen <= Duration::from_secs(3))
+                ),
+            ),
+            (
+                "time to first delivery",
+                format!("{:.2} s", backlog.first_delivery.as_secs_f64()),
+                format!(
+                    "<= 3 s: {}",
+                    verdict(backlog.first_delivery <= Duration::from_secs(3))
+                ),
+            ),
+            (
+                "time to full rate (90 % of steady)",
+                backlog.time_to_full.map_or("never".into(), |time| {
+                    format!("{:.2} s", time.as_secs_f64())
+                }),
+                String::new(),
+            ),
+            (
+                "drain rate",
+                format!(
+                    "{}/s ({} of steady {}/s)",
+                    number(backlog.drain_rate, 0),
+                    percent(backlog.drain_rate, backlog.steady_rate),
+                    number(backlog.steady_rate, 0)
+                ),
+                format!(
+                    ">= 100 %: {}",
+                    verdict(backlog.drain_rate >= backlog.steady_rate)
+                ),
+            ),
+            (
+                "acknowledged events lost",
+                "0 (checked)".into(),
+                "0: met".into(),
+            ),
+            (
+                "duplicates after the restart",
+                number(backlog.duplicates as f64, 0),
+                "<= in flight".into(),
+            ),
+        ];
+        for (measure, value, target) in rows {
+            let _ = writeln!(out, "| {measure} | {value} | {target} |");
+        }
+        if !backlog.samples.is_empty() {
+            let _ = writeln!(out, "\nRSS and disk while the backlog built up (every ~10th sample):\n\n| s | RSS | disk |\n|---|---|---|");
+            let step = (backlog.samples.len() / 10).max(1);
+            for (seconds, rss, disk) in backlog.samples.iter().step_by(step) {
+                let _ = writeln!(out, "| {seconds:.0} | {} | {} |", mib(*rss), mib(*disk));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+fn ratio(value: u64, of: u64) -> f64 {
+    value as f64 / of.max(1) as f64
+}
+
+fn chrono_now() -> String {
+    command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        .unwrap_or_else(|| "an unknown date".into())
+}
+
+/// CPU model, core count, memory and kernel, as the machine reports them.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")
+                .and_then(|rest| rest.split(':').nth(1))
+        })
+        .map_or("an unknown CPU".to_owned(), |model| model.trim().to_owned());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or("unknown".into(), |kib| {
+            format!("{:.0} GiB", kib as f64 / (1 << 20) as f64)
+        });
+    let kernel = command_output("uname", &["-r"]).unwrap_or_default();
+    format!("{cpus} x {model}, {memory} RAM, Linux {kernel}")
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Puts `results` between the markers of `path`, keeping the hand-written text around them.
+pub fn write(path: &Path, results: &str) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match (existing.find(START), existing.find(END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!(
+                "{}{START}\n{results}\n{}",
+                &existing[..start],
+                &existing[end..]
+            )
+        }
+        _ => format!("# fanout benchmarks\n\n{START}\n{results}\n{END}\n{existing}"),
+    };
+    std::fs::write(path, text)
+}

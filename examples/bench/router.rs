@@ -1,0 +1,168 @@
+//! fanout as a separate process, pinned to the router's CPU, with its routes file written for
+//! each scenario; plus what is measured about it from outside (RSS, disk).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::receiver::SECRET;
+
+pub struct Router {
+    child: Child,
+    pub url: String,
+    /// How long from spawn to the "listening on" line.
+    pub time_to_listen: Duration,
+}
+
+/// One subscriber of a scenario: the receiver path kind and its concurrency.
+#[derive(Clone, Copy)]
+pub struct Sub {
+    pub kind: &'static str,
+    pub concurrency: usize,
+}
+
+/// The binary built next to this example.
+pub fn fanout_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("fanout")
+}
+
+pub fn write_config(dir: &Path, receiver: &str, subscribers: &[Sub], durability: &str) -> PathBuf {
+    let mut text = format!(
+        "storage:\n  durability: {durability}\n  cache_capacity: 64MiB\nserver:\n  max_body_size: 1MiB\n  workers: 1\nsubscribers:\n"
+    );
+    for (index, sub) in subscribers.iter().enumerate() {
+        text.push_str(&format!(
+            "  s{index}:\n    url: {receiver}/{}/{index}\n    secret: {SECRET}\n    concurrency: {}\n    timeout: 1h\n    retry: {{ initial_interval: 1s, max_interval: 5s, max_attempts: 100000, max_age: 24h }}\n",
+            sub.kind, sub.concurrency
+        ));
+    }
+    let names: Vec<String> = (0..subscribers.len())
+        .map(|index| format!("s{index}"))
+        .collect();
+    text.push_str(&format!(
+        "routes:\n  - name: all\n    to: [{}]\n",
+        names.join(", ")
+    ));
+    let path = dir.join("routes.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Router {
+    pub fn start(config: &Path, data: &Path, cpu: Option<usize>) -> Router {
+        let binary = fanout_binary();
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", &cpu.to_string()]).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let started = Instant::now();
+        let mut child = command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .env(
+                "RUST_LOG",
+                std::env::var("FANOUT_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("fanout starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("listening on ") {
+                    let _ = sender.send(address.to_owned());
+                }
+            }
+        });
+        let address = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("fanout prints its address");
+        Router {
+            child,
+            url: format!("http://{address}/events"),
+            time_to_listen: started.elapsed(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+            * 1024
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.pid())])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Bytes under `path`.
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
