@@ -13,21 +13,49 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::delivery;
+use crate::delivery::{self, Dispatchers};
 use crate::ids::SubscriberId;
 use crate::ingress::{self, IngressState};
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::routing::RoutingTable;
 use crate::store::{self, Store};
 
 /// Longest pause between two passes of the retention and dedupe purge.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The two listeners: public ingest and the operator API.
+pub struct Listeners {
+    pub ingest: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of the configuration.
+    ///
+    /// # Errors
+    /// An address cannot be bound.
+    pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        Ok(Listeners {
+            ingest: TcpListener::bind(config.server.listen)
+                .with_context(|| format!("cannot listen on {}", config.server.listen))?,
+            admin: TcpListener::bind(config.admin.listen).with_context(|| {
+                format!("cannot listen on {} (admin.listen)", config.admin.listen)
+            })?,
+        })
+    }
+}
+
 /// A started router.
 pub struct Running {
     /// The ingest listener's address (useful with port 0).
     pub addr: SocketAddr,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    pub dispatchers: Arc<Dispatchers>,
+    pub reloader: Arc<Reloader>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     /// Subscriber name → id.
@@ -51,10 +79,10 @@ impl Running {
 /// See [`start`] and [`Running::wait`].
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    start(config, listener, shutdown).await?.wait().await
+    start(config, listeners, shutdown).await?.wait().await
 }
 
 /// Starts everything on `listener` and returns once it is serving.
@@ -64,9 +92,13 @@ pub async fn run(
 /// cannot be used.
 pub async fn start(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    let Listeners {
+        ingest: listener,
+        admin: admin_listener,
+    } = listeners;
     let data_dir = config.server.data_dir.clone();
     let store = Store::open(&data_dir, &config.storage)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
@@ -84,7 +116,7 @@ pub async fn start(
     let sender = delivery::sender::Sender::new().context("cannot build the HTTP client")?;
 
     let grace = config.server.shutdown_grace;
-    let dispatchers = delivery::start(
+    let dispatchers = Dispatchers::start(
         config
             .subscribers
             .iter()
@@ -98,11 +130,18 @@ pub async fn start(
         &shutdown,
     )?;
 
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        Arc::clone(&routing),
+        Arc::clone(&dispatchers),
+        store.clone(),
+    ));
     let state = web::Data::new(IngressState {
         routing,
         store: store.clone(),
         metrics: Arc::clone(&metrics),
         max_body_size: config.server.max_body_size,
+        shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
     let workers = config
@@ -121,20 +160,48 @@ pub async fn start(
     .run();
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
+
+    let admin_addr = admin_listener.local_addr()?;
+    let admin_state = web::Data::new(AdminState {
+        store: store.clone(),
+        dispatchers: Arc::clone(&dispatchers),
+        reloader: Arc::clone(&reloader),
+        metrics: Arc::clone(&metrics),
+        token_digest: AdminState::token_digest(config.admin.token.as_deref()),
+        shutdown: shutdown.clone(),
+        jobs: admin::Jobs::default(),
+    });
+    let admin_server = HttpServer::new(move || {
+        App::new()
+            .app_data(admin_state.clone())
+            .configure(admin::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(admin_listener)?
+    .run();
+    let admin_handle = admin_server.handle();
+    let admin_task = tokio::spawn(admin_server);
+    let watcher =
+        tokio::spawn(Arc::clone(&reloader).watch(config.admin.watch_interval, shutdown.clone()));
     let purge_interval = (config.storage.dedupe_window.min(config.storage.retention) / 10)
         .clamp(Duration::from_millis(100), PURGE_INTERVAL);
     let purge = tokio::spawn(purge_loop(store.clone(), purge_interval, shutdown.clone()));
-    tracing::info!(listen = %addr, data_dir = %data_dir.display(), subscribers = subscribers.len(), routes = config.routes.len(), "fanout is serving.");
+    tracing::info!(listen = %addr, admin = %admin_addr, data_dir = %data_dir.display(), subscribers = subscribers.len(), routes = config.routes.len(), "fanout is serving.");
 
     let final_store = store.clone();
+    let joined = Arc::clone(&dispatchers);
     let done = tokio::spawn(async move {
         shutdown.cancelled().await;
         tracing::info!("Shutting down: no new events accepted.");
         server_handle.stop(true).await;
         let served = server_task.await;
-        let mut dispatchers = dispatchers;
-        while dispatchers.join_next().await.is_some() {}
+        joined.join().await;
         let _ = purge.await;
+        let _ = watcher.await;
+        admin_handle.stop(true).await;
+        let _ = admin_task.await;
         final_store.flush().context("final flush failed")?;
         tracing::info!("Shutdown complete.");
         served
@@ -143,6 +210,9 @@ pub async fn start(
     });
     Ok(Running {
         addr,
+        admin_addr,
+        dispatchers,
+        reloader,
         store,
         metrics,
         subscribers,

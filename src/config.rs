@@ -32,6 +32,7 @@ pub struct Config {
     /// The file it was read from (for messages).
     pub path: PathBuf,
     pub server: ServerConfig,
+    pub admin: AdminConfig,
     pub storage: StorageConfig,
     pub subscribers: Vec<SubscriberConfig>,
     pub routes: Vec<RouteConfig>,
@@ -49,6 +50,17 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// How long shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+}
+
+/// The operator API's listener (never the public ingest port).
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Bearer token; `None` only on a loopback listener.
+    pub token: Option<String>,
+    /// How often the routes file is checked for changes; `None`: no watch (SIGHUP and the API
+    /// still reload).
+    pub watch_interval: Option<Duration>,
 }
 
 /// When ingest acknowledges an event.

@@ -31,9 +31,29 @@ pub fn webhook_id(seq: EventSeq, subscriber: SubscriberId) -> String {
     format!("msg_{:x}_{:x}", seq.0, subscriber.0)
 }
 
+/// The delivery a `webhook-id` names, if it is one of ours.
+pub fn parse_webhook_id(id: &str) -> Option<(EventSeq, SubscriberId)> {
+    let (seq, subscriber) = id.strip_prefix("msg_")?.split_once('_')?;
+    Some((
+        EventSeq(u64::from_str_radix(seq, 16).ok()?),
+        SubscriberId(u32::from_str_radix(subscriber, 16).ok()?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_id_parses_back() {
+        let id = webhook_id(EventSeq(0xabc), SubscriberId(7));
+        assert_eq!(
+            parse_webhook_id(&id),
+            Some((EventSeq(0xabc), SubscriberId(7)))
+        );
+        assert_eq!(parse_webhook_id("msg_zz_1"), None);
+        assert_eq!(parse_webhook_id("evt_1_1"), None);
+    }
 
     #[test]
     fn webhook_id_is_stable_and_distinct() {

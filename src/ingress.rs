@@ -4,7 +4,7 @@
 
 mod binary;
 pub mod problem;
-mod structured;
+pub mod structured;
 
 use std::sync::Arc;
 
@@ -30,6 +30,8 @@ pub struct IngressState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub max_body_size: usize,
+    /// Fired when shutdown begins (`/readyz` answers 503 from then on).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Registers the ingress routes.
@@ -37,6 +39,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/events").route(web::post().to(publish)))
         .service(web::resource("/healthz").route(web::get().to(health)))
+        .service(web::resource("/readyz").route(web::get().to(ready)))
         .default_service(web::to(not_found));
 }
 
@@ -211,4 +214,8 @@ async fn health() -> HttpResponse {
 
 async fn not_found(request: HttpRequest) -> HttpResponse {
     Problem::not_found(request.path()).response()
+}
+
+async fn ready(state: web::Data<IngressState>) -> HttpResponse {
+    crate::admin::readiness(&state.shutdown)
 }

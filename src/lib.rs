@@ -7,12 +7,15 @@
 //! together and owns the shutdown order. `ARCHITECTURE.md` has the map and the invariants.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ids;
 pub mod ingress;
 pub mod metrics;
+pub mod reload;
 pub mod routing;
 pub mod store;

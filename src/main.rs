@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -30,12 +29,164 @@ enum Command {
         /// Address to listen on (default: server.listen in the routes file, else 0.0.0.0:8080).
         #[arg(long, env = "FANOUT_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Address of the admin API (default: admin.listen in the routes file, else 127.0.0.1:8081).
+        #[arg(long, env = "FANOUT_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a routes file and print a summary; exit code 1 on errors.
     Check {
         /// The routes file.
         #[arg(default_value = "routes.yaml", env = "FANOUT_CONFIG")]
         file: PathBuf,
+    },
+    /// Offline dry run: which routes and subscribers an event (structured JSON) reaches, and why.
+    Match {
+        /// The routes file.
+        #[arg(long, env = "FANOUT_CONFIG", default_value = "routes.yaml")]
+        config: PathBuf,
+        /// The event, in the CloudEvents JSON format (`-` for standard input).
+        event: PathBuf,
+    },
+    /// Send one CloudEvent (structured mode) to a running fanout.
+    Publish {
+        #[arg(long = "type")]
+        ty: String,
+        #[arg(long)]
+        source: String,
+        /// Default: a fresh id.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// JSON (or text) data: inline, `@file.json`, or `-` / `@-` for standard input.
+        #[arg(long)]
+        data: Option<String>,
+        /// The ingest URL.
+        #[arg(long, env = "FANOUT_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// The subscribers table: state, queue, dead letters, recent success rate and latency.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Inspect events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// List, replay or purge dead letters.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+    /// Reload the routes file of a running fanout now.
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin API.
+    #[arg(
+        long,
+        env = "FANOUT_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    url: String,
+    /// The admin token (admin.token).
+    #[arg(long, env = "FANOUT_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AdminArgs {
+    fn admin(self) -> fanout::cli::Admin {
+        fanout::cli::Admin {
+            url: self.url,
+            token: self.token,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct FilterArgs {
+    #[arg(long)]
+    subscriber: Option<String>,
+    /// Dead at or after (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Dead before (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Last HTTP status.
+    #[arg(long)]
+    status: Option<u16>,
+    /// A substring of the reason.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+impl FilterArgs {
+    fn pairs(&self) -> Vec<(String, String)> {
+        [
+            ("subscriber", self.subscriber.clone()),
+            ("since", self.since.clone()),
+            ("until", self.until.clone()),
+            ("status", self.status.map(|status| status.to_string())),
+            ("reason", self.reason.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|value| (key.to_owned(), value)))
+        .collect()
+    }
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// An event with every delivery and attempt.
+    Show {
+        id: String,
+        #[arg(long)]
+        source: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    List {
+        #[command(flatten)]
+        filters: FilterArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put dead letters back in their queues with a fresh retry budget.
+    Replay {
+        #[command(flatten)]
+        filters: FilterArgs,
+        /// Only these deliveries (webhook-ids); repeatable.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        filters: FilterArgs,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
 }
 
@@ -54,10 +205,60 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Match { config, event } => match fanout::cli::match_event(&config, &event, &env) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Publish {
+            ty,
+            source,
+            id,
+            subject,
+            data,
+            url,
+        } => client(fanout::cli::publish(&url, &ty, &source, id, subject, data)),
+        Command::Status { admin } => client(async move { admin.admin().status().await }),
+        Command::Reload { admin } => client(async move { admin.admin().reload().await }),
+        Command::Events {
+            command: EventsCommand::Show { id, source, admin },
+        } => client(async move { admin.admin().show_event(&id, &source).await }),
+        Command::DeadLetters { command } => match command {
+            DeadLettersCommand::List { filters, admin } => {
+                client(async move { admin.admin().list_dead_letters(&filters.pairs()).await })
+            }
+            DeadLettersCommand::Replay {
+                filters,
+                ids,
+                dry_run,
+                admin,
+            } => client(async move {
+                admin
+                    .admin()
+                    .dead_letter_action(false, &filters.pairs(), &ids, dry_run)
+                    .await
+            }),
+            DeadLettersCommand::Purge {
+                filters,
+                dry_run,
+                admin,
+            } => client(async move {
+                admin
+                    .admin()
+                    .dead_letter_action(true, &filters.pairs(), &[], dry_run)
+                    .await
+            }),
+        },
         Command::Serve {
             config,
             data,
             listen,
+            admin_listen,
         } => {
             init_tracing();
             let mut loaded = match fanout::config::load(&config, &env) {
@@ -73,6 +274,13 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 loaded.server.listen = listen;
             }
+            if let Some(admin_listen) = admin_listen {
+                if !admin_listen.ip().is_loopback() && loaded.admin.token.is_none() {
+                    eprintln!("--admin-listen {admin_listen} is not a loopback address: set admin.token in the routes file");
+                    return ExitCode::FAILURE;
+                }
+                loaded.admin.listen = admin_listen;
+            }
             match serve(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -83,6 +291,27 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a client command on a small runtime; errors go to stderr with exit code 1.
+fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -98,11 +327,11 @@ fn init_tracing() {
 
 #[tokio::main]
 async fn serve(config: fanout::config::Config) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(config.server.listen)
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listeners = fanout::app::Listeners::bind(&config)?;
     let shutdown = CancellationToken::new();
-    let running = fanout::app::start(config, listener, shutdown.clone()).await?;
+    let running = fanout::app::start(config, listeners, shutdown.clone()).await?;
     println!("listening on {}", running.addr);
+    println!("admin listening on {}", running.admin_addr);
     tokio::spawn(async move {
         wait_for_signal().await;
         shutdown.cancel();

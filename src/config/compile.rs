@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::{OneOrMany, RawConfig, RawRetry, StatusPattern};
 use super::{
-    filter, Config, DeadLetterConfig, Durability, Mode, RetryOn, RetryPolicy, RouteConfig, Secret,
-    ServerConfig, StorageConfig, SubscriberConfig,
+    filter, AdminConfig, Config, DeadLetterConfig, Durability, Mode, RetryOn, RetryPolicy,
+    RouteConfig, Secret, ServerConfig, StorageConfig, SubscriberConfig,
 };
 
 /// Built-in defaults, in one place so the README can quote them.
@@ -16,6 +16,8 @@ pub mod defaults {
     use std::time::Duration;
 
     pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:8081";
+    pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
     pub const DATA_DIR: &str = "./fanout-data";
     pub const MAX_BODY_SIZE: u64 = 1024 * 1024;
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -85,6 +87,8 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .shutdown_grace
             .unwrap_or(defaults::SHUTDOWN_GRACE),
     };
+
+    let admin = admin(&raw.admin, &mut errors);
 
     let storage = StorageConfig {
         durability: raw.storage.durability.unwrap_or(Durability::Strict),
@@ -225,6 +229,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
         Ok(Config {
             path: path.to_owned(),
             server,
+            admin,
             storage,
             subscribers,
             routes,
@@ -232,6 +237,44 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
         })
     } else {
         Err(errors)
+    }
+}
+
+fn admin(raw: &super::raw::RawAdmin, errors: &mut Errors) -> AdminConfig {
+    let text = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| defaults::ADMIN_LISTEN.to_owned());
+    let listen: std::net::SocketAddr = text.parse().unwrap_or_else(|_| {
+        errors.push((
+            "admin.listen".into(),
+            format!("{text:?} is not an address like 127.0.0.1:8081"),
+        ));
+        defaults::ADMIN_LISTEN
+            .parse()
+            .expect("the default admin address parses")
+    });
+    let token = raw.token.clone().filter(|token| !token.is_empty());
+    if token.is_none() && !listen.ip().is_loopback() {
+        errors.push((
+            "admin.token".into(),
+            format!("is required when admin.listen ({listen}) is not a loopback address"),
+        ));
+    }
+    if token.as_ref().is_some_and(|token| token.len() < 16) {
+        errors.push((
+            "admin.token".into(),
+            "must be at least 16 characters".into(),
+        ));
+    }
+    AdminConfig {
+        listen,
+        token,
+        watch_interval: match raw.watch_interval {
+            Some(interval) if interval.is_zero() => None,
+            Some(interval) => Some(interval),
+            None => Some(defaults::WATCH_INTERVAL),
+        },
     }
 }
 

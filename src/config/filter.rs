@@ -43,6 +43,60 @@ impl Filter {
             Filter::Not(filter) => !filter.matches(event),
         }
     }
+
+    /// Why `event` passes or fails this filter: one line per node, indented by depth, each
+    /// marked `✓` or `✗` (for `fanout match`).
+    pub fn explain(&self, event: &Event, depth: usize, out: &mut Vec<String>) -> bool {
+        let indent = "  ".repeat(depth);
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        let mut leaf = |dialect: &str, pairs: &[(String, String)]| {
+            let ok = self.matches(event);
+            for (attribute, expected) in pairs {
+                let actual = event.attribute(attribute);
+                let pair_ok = match self {
+                    Filter::Exact(_) => actual.as_deref() == Some(expected.as_str()),
+                    Filter::Prefix(_) => actual
+                        .as_deref()
+                        .is_some_and(|actual| actual.starts_with(expected.as_str())),
+                    _ => actual
+                        .as_deref()
+                        .is_some_and(|actual| actual.ends_with(expected.as_str())),
+                };
+                out.push(format!(
+                    "{indent}{} {dialect} {attribute} {expected:?} (event has {})",
+                    mark(pair_ok),
+                    actual.map_or("no such attribute".to_owned(), |actual| format!(
+                        "{actual:?}"
+                    ))
+                ));
+            }
+            ok
+        };
+        match self {
+            Filter::Exact(pairs) => leaf("exact", pairs),
+            Filter::Prefix(pairs) => leaf("prefix", pairs),
+            Filter::Suffix(pairs) => leaf("suffix", pairs),
+            Filter::All(filters) | Filter::Any(filters) => {
+                let ok = self.matches(event);
+                let name = if matches!(self, Filter::All(_)) {
+                    "all"
+                } else {
+                    "any"
+                };
+                out.push(format!("{indent}{} {name}", mark(ok)));
+                for filter in filters {
+                    filter.explain(event, depth + 1, out);
+                }
+                ok
+            }
+            Filter::Not(filter) => {
+                let ok = self.matches(event);
+                out.push(format!("{indent}{} not", mark(ok)));
+                filter.explain(event, depth + 1, out);
+                ok
+            }
+        }
+    }
 }
 
 /// Compiles the filters of one route (AND-ed); `path` is the key path for error messages.

@@ -45,6 +45,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub storage: RawStorage,
     #[serde(default)]
     pub defaults: RawPolicy,
@@ -66,6 +68,16 @@ pub struct RawServer {
     pub workers: Option<usize>,
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub shutdown_grace: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+    /// Poll interval of the routes-file watch; `0s` turns the watch off.
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub watch_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,7 +34,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Forwarder {
     pub config: DeadLetterConfig,
-    pub names: HashMap<SubscriberId, String>,
+    /// Subscriber names (grows on reload).
+    pub names: Arc<std::sync::RwLock<HashMap<SubscriberId, String>>>,
     pub store: Store,
     pub sender: Sender,
     pub metrics: Arc<Metrics>,
@@ -92,6 +93,8 @@ impl Forwarder {
     ) -> Result<(), String> {
         let name = self
             .names
+            .read()
+            .expect("lock")
             .get(&subscriber)
             .cloned()
             .unwrap_or_else(|| format!("#{subscriber}"));

@@ -13,12 +13,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SubscriberConfig;
 use crate::event::Event;
 use crate::ids::{webhook_id, EventSeq, SubscriberId};
 use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
 
+use super::control::Control;
 use super::outcome::{classify, Outcome};
 use super::policy::{decide, Decision};
 use super::request;
@@ -34,7 +34,8 @@ const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Everything a dispatcher and its attempts share.
 pub struct Context {
     pub id: SubscriberId,
-    pub config: SubscriberConfig,
+    /// The subscriber's policy (swapped on reload) and its operator-visible state.
+    pub control: Arc<Control>,
     pub store: Store,
     pub sender: Sender,
     pub metrics: Arc<Metrics>,
@@ -49,6 +50,7 @@ struct Job {
     event: Arc<Event>,
     /// `None` for a first attempt read from the log.
     retry: Option<RetryState>,
+    accepted_at_ms: u64,
 }
 
 struct Done {
@@ -71,7 +73,6 @@ pub struct Dispatcher {
     /// Log positions up to here may already have a retry or dead-letter record (from before a
     /// restart); newer ones cannot, so they skip that lookup.
     recovered_upto: EventSeq,
-    disabled: bool,
 }
 
 impl Dispatcher {
@@ -81,9 +82,9 @@ impl Dispatcher {
     /// The store could not be read.
     pub fn new(context: Context) -> Result<Dispatcher, StoreError> {
         let cursor = context.store.cursor(context.id)?;
-        let disabled = context.store.disabled(context.id)?;
+        let disabled = context.control.disabled();
         if let Some(reason) = &disabled {
-            tracing::error!(subscriber = %context.config.name, reason = %reason, "Subscriber is disabled; its deliveries are kept pending.");
+            tracing::error!(subscriber = %context.control.name, reason = %reason, "Subscriber is disabled; its deliveries are kept pending.");
         }
         let recovered_upto = *context.store.committed().borrow();
         Ok(Dispatcher {
@@ -95,7 +96,6 @@ impl Dispatcher {
             retries_in_flight: HashSet::new(),
             persisted_cursor: cursor,
             recovered_upto,
-            disabled: disabled.is_some(),
         })
     }
 
@@ -105,23 +105,29 @@ impl Dispatcher {
         loop {
             committed.borrow_and_update();
             if let Err(error) = self.fill() {
-                tracing::error!(subscriber = %self.context.config.name, error = %error, "Dispatcher cannot read the store.");
+                tracing::error!(subscriber = %self.context.control.name, error = %error, "Dispatcher cannot read the store.");
                 tokio::select! {
                     _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
                     _ = shutdown.cancelled() => break,
                 }
             }
-            let caught_up = self.buffer.is_empty() && self.scan_pos > *committed.borrow();
+            // A free slot after `fill` means the log was read to the end as `fill` saw it. Wait
+            // for a newer commit: `changed` fires at once if one came after the top of this
+            // loop, so a commit racing with `fill` is never missed. (Waiting only when
+            // `scan_pos` is past the watermark read *here* lost that race: the dispatcher
+            // then slept with no task and no timer, and stalled.)
+            let slot_free = self.in_flight() < self.context.control.config().concurrency;
             let retry_timer = self.retry_timer();
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.finish(done);
                 }
-                changed = committed.changed(), if caught_up && !self.disabled => {
+                changed = committed.changed(), if slot_free && self.context.control.may_deliver() => {
                     if changed.is_err() {
                         break;
                     }
                 }
+                () = self.context.control.wake.notified() => {}
                 _ = sleep_until_ms(retry_timer), if retry_timer.is_some() => {}
                 _ = shutdown.cancelled() => break,
             }
@@ -138,7 +144,7 @@ impl Dispatcher {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(subscriber = %self.context.config.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
+            tracing::warn!(subscriber = %self.context.control.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
             self.tasks.abort_all();
         }
         self.save_cursor();
@@ -150,10 +156,10 @@ impl Dispatcher {
 
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
-        if self.disabled {
+        if !self.context.control.may_deliver() {
             return Ok(());
         }
-        let limit = self.context.config.concurrency;
+        let limit = self.context.control.config().concurrency;
         let context = Arc::clone(&self.context);
         let store = &context.store;
         let id = context.id;
@@ -169,10 +175,11 @@ impl Dispatcher {
                             seq: retry.seq,
                             event: Arc::new(stored.event),
                             retry: Some(retry.state),
+                            accepted_at_ms: stored.accepted_at_ms,
                         });
                     }
                     None => {
-                        tracing::error!(subscriber = %self.context.config.name, seq = %retry.seq, "Event of a pending retry has left the retention window; the delivery cannot be made.");
+                        tracing::error!(subscriber = %self.context.control.name, seq = %retry.seq, "Event of a pending retry has left the retention window; the delivery cannot be made.");
                         store.complete(id, retry.seq, Some(&retry.state))?;
                     }
                 }
@@ -190,6 +197,7 @@ impl Dispatcher {
                 seq: stored.seq,
                 event: Arc::new(stored.event),
                 retry: None,
+                accepted_at_ms: stored.accepted_at_ms,
             });
         }
         self.save_cursor();
@@ -222,16 +230,24 @@ impl Dispatcher {
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
     fn retry_timer(&self) -> Option<u64> {
-        if self.disabled || self.in_flight() >= self.context.config.concurrency {
+        if !self.context.control.may_deliver()
+            || self.in_flight() >= self.context.control.config().concurrency
+        {
             return None;
         }
         let skip = |seq: EventSeq| {
             self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
         };
         match self.context.store.next_retry_at(self.context.id, skip) {
-            Ok(at) => at,
+            Ok(at) => {
+                self.context
+                    .control
+                    .next_retry_ms
+                    .store(at.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                at
+            }
             Err(error) => {
-                tracing::error!(subscriber = %self.context.config.name, error = %error, "Dispatcher cannot read the retry schedule.");
+                tracing::error!(subscriber = %self.context.control.name, error = %error, "Dispatcher cannot read the retry schedule.");
                 Some(store::now_ms() + 1_000)
             }
         }
@@ -242,13 +258,13 @@ impl Dispatcher {
             Ok(done) => done,
             Err(error) => {
                 // A panic in an attempt is a bug; its delivery stays pending and is retried.
-                tracing::error!(subscriber = %self.context.config.name, error = %error, "Delivery attempt task failed.");
+                tracing::error!(subscriber = %self.context.control.name, error = %error, "Delivery attempt task failed.");
                 return;
             }
         };
         let seq = done.job.seq;
         if let Err(error) = self.apply(done) {
-            tracing::error!(subscriber = %self.context.config.name, seq = %seq, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
+            tracing::error!(subscriber = %self.context.control.name, seq = %seq, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
         self.fresh_in_flight.remove(&seq);
         self.retries_in_flight.remove(&seq);
@@ -263,16 +279,25 @@ impl Dispatcher {
         } = done;
         let context = &self.context;
         let store = &context.store;
-        let name = &context.config.name;
+        let name = &context.control.name;
+        let control = &context.control;
+        let config = control.config();
         let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
-        store.record_attempt(context.id, job.seq, attempts, &attempt)?;
+        store.record_attempt(context.id, job.seq, &attempt)?;
+        control.attempted(
+            attempt.at_ms,
+            attempt.latency_us,
+            matches!(outcome, Outcome::Success { .. }),
+            attempt.status,
+            attempt.error.as_deref(),
+        );
         let first_attempt_ms = job
             .retry
             .as_ref()
             .map_or(attempt.at_ms, |retry| retry.first_attempt_ms);
         let now_ms = store::now_ms();
         let decision = decide(
-            &context.config.retry,
+            &config.retry,
             &outcome,
             attempts,
             first_attempt_ms,
@@ -286,6 +311,12 @@ impl Dispatcher {
             Decision::Delivered => {
                 store.complete(context.id, job.seq, job.retry.as_ref())?;
                 Metrics::add(&context.metrics.deliveries_succeeded, 1);
+                Metrics::add(&control.delivered, 1);
+                if job.retry.is_none() {
+                    control
+                        .end_to_end
+                        .observe_us(now_ms.saturating_sub(job.accepted_at_ms) * 1000);
+                }
             }
             Decision::Retry { at_ms } => {
                 let state = RetryState {
@@ -297,6 +328,7 @@ impl Dispatcher {
                 };
                 store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
                 Metrics::add(&context.metrics.retries_scheduled, 1);
+                Metrics::add(&control.retries_scheduled, 1);
                 tracing::info!(subscriber = %name, seq = %job.seq, attempt = attempts, status = ?attempt.status, error = ?attempt.error, retry_in_ms = at_ms.saturating_sub(now_ms), "Delivery failed; retry scheduled.");
             }
             Decision::Dead { reason } => {
@@ -316,6 +348,7 @@ impl Dispatcher {
                     context.dead_letter_outbox.is_some(),
                 )?;
                 Metrics::add(&context.metrics.dead_lettered, 1);
+                Metrics::add(&control.dead_lettered, 1);
                 tracing::warn!(subscriber = %name, seq = %job.seq, attempts, reason = %letter.reason, "Delivery dead-lettered.");
                 if let Some(outbox) = &context.dead_letter_outbox {
                     outbox.notify_one();
@@ -331,10 +364,10 @@ impl Dispatcher {
                 };
                 store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
                 store.set_disabled(context.id, Some(&reason))?;
-                if !self.disabled {
+                if control.disabled().is_none() {
                     tracing::error!(subscriber = %name, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
                 }
-                self.disabled = true;
+                control.set_disabled(Some(reason));
             }
         }
         Ok(())
@@ -358,7 +391,7 @@ impl Dispatcher {
             match self.context.store.set_cursor(self.context.id, cursor) {
                 Ok(()) => self.persisted_cursor = cursor,
                 Err(error) => {
-                    tracing::error!(subscriber = %self.context.config.name, error = %error, "Cannot save the dispatcher cursor.")
+                    tracing::error!(subscriber = %self.context.control.name, error = %error, "Cannot save the dispatcher cursor.")
                 }
             }
         }
@@ -367,7 +400,11 @@ impl Dispatcher {
 
 /// Sends one attempt and classifies the answer.
 async fn attempt(context: Arc<Context>, job: Job) -> Done {
-    let config = &context.config;
+    let config = context.control.config();
+    context
+        .control
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let message = request::encode(&job.event, config.mode, &config.headers);
     let id = webhook_id(job.seq, context.id);
     let now = SystemTime::now();
@@ -421,6 +458,10 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
             )
         }
     };
+    context
+        .control
+        .in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     Done {
         job,
         outcome,

@@ -410,3 +410,35 @@ routes:
     assert_eq!(redirecting.count(), 1);
     assert_eq!(target.count(), 0, "the redirect must not be followed");
 }
+
+/// A steady trickle of events, each published after the previous one was acknowledged, keeps
+/// the dispatcher racing with the commit watermark; every event must still arrive. (The
+/// benchmark once caught a dispatcher that lost this race and went to sleep for good.)
+#[tokio::test]
+async fn a_steady_trickle_is_delivered_completely() {
+    let receiver = TestReceiver::start().await;
+    let text = format!(
+        "subscribers:\n  erp: {{ url: '{}', concurrency: 4 }}\nroutes:\n  - name: all\n    to: [erp]\n",
+        receiver.url
+    );
+    let router = std::sync::Arc::new(TestRouter::start(&text).await);
+    let mut publishers = Vec::new();
+    for publisher in 0..4 {
+        let router = std::sync::Arc::clone(&router);
+        publishers.push(tokio::spawn(async move {
+            for index in 0..200 {
+                let id = format!("t-{publisher}-{index}");
+                let response = router
+                    .publish(event("com.example.shop.order.created", &id))
+                    .await;
+                assert_eq!(response.status(), 202);
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let got = receiver.wait_for(800).await;
+    let unique: BTreeSet<String> = got.iter().map(|received| received.event_id()).collect();
+    assert_eq!(unique.len(), 800);
+}

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, real HTTP servers on 127.0.0.1, real sled stores in temp
 //! dirs, and the real `fanout` binary for the process tests.
 
+mod admin;
 mod delivery;
 mod ingest;
 mod process;

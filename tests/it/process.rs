@@ -1,5 +1,5 @@
 //! The real `fanout` binary as a child process: crash safety under SIGKILL, graceful SIGTERM,
-//! and the `check` command.
+//! and the `check`, `match` and operator commands.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -18,12 +18,20 @@ const BINARY: &str = env!("CARGO_BIN_EXE_fanout");
 struct Process {
     child: Child,
     url: String,
+    admin: String,
 }
 
 impl Process {
     fn start(config: &Path, data: &Path) -> Process {
         let mut child = Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config)
             .arg("--data")
             .arg(data)
@@ -39,14 +47,21 @@ impl Process {
                 if let Some(address) = line.strip_prefix("listening on ") {
                     let _ = sender.send(address.to_owned());
                 }
+                if let Some(address) = line.strip_prefix("admin listening on ") {
+                    let _ = sender.send(address.to_owned());
+                }
             }
         });
         let address = receiver
             .recv_timeout(Duration::from_secs(20))
             .expect("fanout prints its address");
+        let admin = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("fanout prints its admin address");
         Process {
             child,
             url: format!("http://{address}"),
+            admin: format!("http://{admin}"),
         }
     }
 
@@ -251,4 +266,124 @@ fn check_reports_every_error_with_file_line_and_key() {
     );
     assert!(stderr.contains("broken.yaml:6: routes[0].to"), "{stderr}");
     assert!(stderr.contains("ghost"), "{stderr}");
+}
+
+/// Runs the binary with `args`; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BINARY).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn operator_commands_talk_to_a_running_binary() {
+    let receiver = TestReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("routes.yaml");
+    let token = "process-admin-token-123456";
+    std::fs::write(
+        &config,
+        format!(
+            "admin: {{ token: {token} }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\nroutes:\n  - name: all\n    to: [warehouse]\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let process = Process::start(&config, &dir.path().join("data"));
+    let (admin, url) = (process.admin.clone(), process.url.clone());
+    let operator = move |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--url", admin.as_str(), "--token", token]);
+        run(&all)
+    };
+
+    let (ok, out, err) = run(&[
+        "publish",
+        "--url",
+        &url,
+        "--type",
+        "com.example.shop.order.created",
+        "--source",
+        "/cli",
+        "--id",
+        "cli-1",
+        "--data",
+        "{\"total\": 12}",
+    ]);
+    assert!(ok, "{out}{err}");
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].event_id(), "cli-1");
+    assert_eq!(&got[0].body[..], b"{\"total\": 12}");
+    wait_until("the delivery is recorded", Duration::from_secs(20), || {
+        let (_, out, _) = operator(&["status", "--json"]);
+        out.contains("\"delivered_total\": 1")
+    })
+    .await;
+
+    let (ok, out, err) = operator(&["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("SUBSCRIBER") && out.contains("warehouse") && out.contains("active"),
+        "{out}"
+    );
+    let (ok, out, err) = operator(&["events", "show", "cli-1", "--source", "/cli"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("warehouse") && out.contains("delivered") && out.contains("status 200"),
+        "{out}"
+    );
+    let (ok, out, err) = operator(&["dead-letters", "list", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "[]");
+    let (ok, out, err) = operator(&[
+        "dead-letters",
+        "replay",
+        "--subscriber",
+        "warehouse",
+        "--dry-run",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("0 dead letter(s) would be replayed"), "{out}");
+    let (ok, out, err) = operator(&["reload"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("reloaded"), "{out}");
+    // A wrong token is refused with the API's message.
+    let (ok, _, err) = run(&[
+        "status",
+        "--url",
+        &process.admin,
+        "--token",
+        "wrong-token-0000000000",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+}
+
+#[test]
+fn match_explains_which_routes_an_event_reaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let event_path = dir.path().join("event.json");
+    std::fs::write(
+        &event_path,
+        serde_json::json!({
+            "specversion": "1.0", "id": "1", "source": "/shop/eu",
+            "type": "com.example.shop.order.created", "data": {"total": 10}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let routes = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml");
+    let (ok, out, err) = run(&["match", "--config", routes, event_path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("MATCH"), "{out}");
+    assert!(out.contains("✓") && out.contains("✗"), "{out}");
+    assert!(out.contains("subscribers: "), "{out}");
+    // An invalid event names the attribute.
+    std::fs::write(&event_path, r#"{"specversion":"1.0","id":"1","type":"t"}"#).unwrap();
+    let (ok, _, err) = run(&["match", "--config", routes, event_path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("source"), "{err}");
 }

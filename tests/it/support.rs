@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +42,8 @@ pub fn client() -> reqwest::Client {
 /// fanout running in this process.
 pub struct TestRouter {
     pub url: String,
+    /// Base URL of the admin listener.
+    pub admin: String,
     pub client: reqwest::Client,
     running: Option<Running>,
     shutdown: ShutdownOnDrop,
@@ -59,21 +60,28 @@ impl TestRouter {
         TestRouter::start_in(yaml, dir).await
     }
 
-    /// Starts fanout on an existing data directory.
+    /// Starts fanout on an existing data directory. The routes file is written to
+    /// `routes.yaml` in it, so that reloads read it from there.
     pub async fn start_in(yaml: &str, dir: tempfile::TempDir) -> TestRouter {
         let env = |_: &str| None;
-        let mut config = fanout::config::parse(yaml, Path::new("test-routes.yaml"), &env)
-            .unwrap_or_else(|errors| panic!("{errors}"));
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut config =
+            fanout::config::parse(yaml, &path, &env).unwrap_or_else(|errors| panic!("{errors}"));
         config.server.data_dir = dir.path().join("data");
         config.server.workers = Some(1);
         config.server.shutdown_grace = Duration::from_secs(2);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listeners = app::Listeners {
+            ingest: TcpListener::bind("127.0.0.1:0").unwrap(),
+            admin: TcpListener::bind("127.0.0.1:0").unwrap(),
+        };
         let shutdown = CancellationToken::new();
-        let running = app::start(config, listener, shutdown.clone())
+        let running = app::start(config, listeners, shutdown.clone())
             .await
             .unwrap();
         TestRouter {
             url: format!("http://{}", running.addr),
+            admin: format!("http://{}", running.admin_addr),
             client: client(),
             store: running.store.clone(),
             metrics: Arc::clone(&running.metrics),
@@ -82,6 +90,58 @@ impl TestRouter {
             shutdown: ShutdownOnDrop(shutdown),
             dir,
         }
+    }
+
+    /// The router's reloader (for its counters and status).
+    pub fn reloader(&self) -> Arc<fanout::reload::Reloader> {
+        Arc::clone(&self.running.as_ref().expect("running").reloader)
+    }
+
+    /// Replaces the routes file (a reload picks it up).
+    pub fn write_routes(&self, yaml: &str) {
+        std::fs::write(self.dir.path().join("routes.yaml"), yaml).unwrap();
+    }
+
+    /// An admin API request with the given bearer token.
+    pub fn admin_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.admin));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// GET on the admin API with `token`, expecting 200 and JSON.
+    pub async fn admin_get(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self
+            .admin_request(reqwest::Method::GET, path, Some(token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// POST of JSON on the admin API with `token`: (status, JSON body).
+    pub async fn admin_post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .admin_request(reqwest::Method::POST, path, Some(token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
     }
 
     pub fn id(&self, name: &str) -> SubscriberId {

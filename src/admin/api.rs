@@ -1,0 +1,738 @@
+//! `/api/v1`: subscribers (list, pause, resume), events (with every delivery and attempt), dead
+//! letters (list, replay, purge; with filters, pagination and dry runs), background jobs, and
+//! reload.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+use crate::delivery::Control;
+use crate::ids::{parse_webhook_id, webhook_id, EventSeq, SubscriberId};
+use crate::ingress::problem::Problem;
+use crate::store::{self, DeadLetter, DeliveryState, Store, StoreError};
+
+/// Log records looked at when counting a subscriber's pending deliveries.
+pub const PENDING_SCAN_LIMIT: usize = 100_000;
+/// Log records looked at when an event is no longer in the dedupe index.
+const FIND_SCAN_LIMIT: usize = 1_000_000;
+/// Replays and purges larger than this run in the background.
+const INLINE_LIMIT: usize = 1_000;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/api/v1/subscribers").route(web::get().to(subscribers)))
+        .service(web::resource("/api/v1/subscribers/{name}/pause").route(web::post().to(pause)))
+        .service(web::resource("/api/v1/subscribers/{name}/resume").route(web::post().to(resume)))
+        .service(web::resource("/api/v1/events/{id}").route(web::get().to(event)))
+        .service(
+            web::resource("/api/v1/dead-letters")
+                .route(web::get().to(dead_letters))
+                .route(web::delete().to(purge_dead_letters)),
+        )
+        .service(
+            web::resource("/api/v1/dead-letters/replay").route(web::post().to(replay_dead_letters)),
+        )
+        .service(web::resource("/api/v1/jobs/{id}").route(web::get().to(job)))
+        .service(web::resource("/api/v1/reload").route(web::post().to(reload)))
+        .default_service(web::to(not_found));
+}
+
+fn problem(status: u16, detail: String) -> HttpResponse {
+    let (kind, title) = match status {
+        400 => ("urn:fanout:problem:bad-request", "Bad request"),
+        404 => ("urn:fanout:problem:not-found", "Not found"),
+        422 => ("urn:fanout:problem:invalid-config", "Invalid configuration"),
+        _ => ("urn:fanout:problem:internal", "Internal error"),
+    };
+    Problem::simple(kind, title, status, detail).response()
+}
+
+fn store_error(error: &StoreError) -> HttpResponse {
+    tracing::error!(error = %error, "Admin request failed in the store.");
+    problem(500, format!("the store failed: {error}"))
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> HttpResponse {
+    problem(
+        404,
+        format!(
+            "no admin endpoint at {} {}",
+            request.method(),
+            request.path()
+        ),
+    )
+}
+
+/// RFC 3339 with milliseconds, UTC.
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn parse_time(field: &str, text: &str) -> Result<u64, String> {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(store::millis)
+        .ok_or_else(|| {
+            format!("{field}: {text:?} is not an RFC 3339 time like 2026-11-24T10:00:00Z")
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscribers
+
+#[derive(Serialize)]
+struct SubscriberView {
+    name: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
+    url: String,
+    /// Deliveries not attempted yet plus deliveries waiting for a retry.
+    pending: u64,
+    /// False when the log was too long to count to the end (`pending` is then a lower bound).
+    pending_exact: bool,
+    retrying: u64,
+    in_flight: usize,
+    dead_letters: u64,
+    delivered_total: u64,
+    failed_attempts_total: u64,
+    dead_lettered_total: u64,
+    recent: crate::delivery::control::Recent,
+    last_error: Option<LastErrorView>,
+    next_retry_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LastErrorView {
+    at: String,
+    status: Option<u16>,
+    error: String,
+}
+
+fn view(store: &Store, control: &Control) -> Result<SubscriberView, StoreError> {
+    let pending = store.pending(control.id, PENDING_SCAN_LIMIT)?;
+    let next_retry = control.next_retry_ms.load(Ordering::Relaxed);
+    Ok(SubscriberView {
+        name: control.name.clone(),
+        state: control.state(),
+        disabled_reason: control.disabled(),
+        url: control.config().url.to_string(),
+        pending: pending.fresh + pending.retries,
+        pending_exact: pending.exact,
+        retrying: pending.retries,
+        in_flight: control.in_flight.load(Ordering::Relaxed),
+        dead_letters: store.dead_letter_count(control.id),
+        delivered_total: control.delivered.load(Ordering::Relaxed),
+        failed_attempts_total: control.failed_attempts.load(Ordering::Relaxed),
+        dead_lettered_total: control.dead_lettered.load(Ordering::Relaxed),
+        recent: control.recent(store::now_ms()),
+        last_error: control.last_error().map(|last| LastErrorView {
+            at: time(last.at_ms),
+            status: last.status,
+            error: last.error,
+        }),
+        next_retry_at: (next_retry != 0 && pending.retries > 0).then(|| time(next_retry)),
+    })
+}
+
+async fn subscribers(state: web::Data<AdminState>) -> HttpResponse {
+    let state = state.into_inner();
+    let result = web::block(move || {
+        state
+            .dispatchers
+            .controls()
+            .iter()
+            .map(|control| view(&state.store, control))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    match result {
+        Ok(Ok(views)) => HttpResponse::Ok().json(serde_json::json!({ "subscribers": views })),
+        Ok(Err(error)) => store_error(&error),
+        Err(error) => problem(500, error.to_string()),
+    }
+}
+
+async fn pause(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    let Some(control) = state.dispatchers.control(&name) else {
+        return problem(404, format!("no subscriber named {name:?}"));
+    };
+    if let Err(error) = state.store.set_paused(control.id, true) {
+        return store_error(&error);
+    }
+    control.set_paused(true);
+    tracing::info!(subscriber = %control.name, "Subscriber paused by an operator.");
+    HttpResponse::Ok().json(serde_json::json!({ "name": control.name, "state": control.state() }))
+}
+
+/// Resumes a paused subscriber, and re-enables one disabled (after a 410).
+async fn resume(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    let Some(control) = state.dispatchers.control(&name) else {
+        return problem(404, format!("no subscriber named {name:?}"));
+    };
+    if let Err(error) = state
+        .store
+        .set_paused(control.id, false)
+        .and_then(|()| state.store.set_disabled(control.id, None))
+    {
+        return store_error(&error);
+    }
+    control.set_disabled(None);
+    control.set_paused(false);
+    tracing::info!(subscriber = %control.name, "Subscriber resumed by an operator.");
+    HttpResponse::Ok().json(serde_json::json!({ "name": control.name, "state": control.state() }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    source: String,
+}
+
+async fn event(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    query: Result<web::Query<EventQuery>, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(query) = query else {
+        return problem(
+            400,
+            "source: required query parameter (an event is identified by source and id)".into(),
+        );
+    };
+    let (id, source) = (id.into_inner(), query.into_inner().source);
+    let state = state.into_inner();
+    let result = web::block(move || event_view(&state, &source, &id)).await;
+    match result {
+        Ok(Ok(Some(view))) => HttpResponse::Ok().json(view),
+        Ok(Ok(None)) => problem(404, "no retained event with this source and id".into()),
+        Ok(Err(error)) => store_error(&error),
+        Err(error) => problem(500, error.to_string()),
+    }
+}
+
+fn event_view(
+    state: &AdminState,
+    source: &str,
+    id: &str,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let Some(stored) = state.store.find_event(source, id, FIND_SCAN_LIMIT)? else {
+        return Ok(None);
+    };
+    let names = names(state);
+    let mut deliveries = Vec::new();
+    for subscriber in &stored.subscribers {
+        let delivery_state = state.store.delivery_state(*subscriber, stored.seq)?;
+        let attempts: Vec<serde_json::Value> = state
+            .store
+            .attempts(*subscriber, stored.seq)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, attempt)| {
+                serde_json::json!({
+                    "number": index + 1,
+                    "at": time(attempt.at_ms),
+                    "status": attempt.status,
+                    "latency_ms": attempt.latency_us as f64 / 1000.0,
+                    "error": attempt.error,
+                    "response_excerpt": attempt.response_excerpt,
+                })
+            })
+            .collect();
+        let mut delivery = serde_json::json!({
+            "subscriber": names.get(subscriber).cloned().unwrap_or_else(|| format!("#{subscriber}")),
+            "webhook_id": webhook_id(stored.seq, *subscriber),
+            "attempts": attempts,
+        });
+        let fields = delivery.as_object_mut().expect("an object");
+        match delivery_state {
+            DeliveryState::Pending => {
+                fields.insert("state".into(), "pending".into());
+            }
+            DeliveryState::Delivered => {
+                fields.insert("state".into(), "delivered".into());
+            }
+            DeliveryState::Retrying(retry) => {
+                fields.insert("state".into(), "retrying".into());
+                fields.insert("next_attempt_at".into(), time(retry.next_attempt_ms).into());
+                fields.insert("last_error".into(), retry.last_error.into());
+            }
+            DeliveryState::Dead(letter) => {
+                fields.insert("state".into(), "dead".into());
+                fields.insert("reason".into(), letter.reason.into());
+                fields.insert("dead_at".into(), time(letter.dead_at_ms).into());
+            }
+        }
+        deliveries.push(delivery);
+    }
+    let event: serde_json::Value = serde_json::from_slice(&stored.event.to_structured_json())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Some(serde_json::json!({
+        "seq": stored.seq.0,
+        "accepted_at": time(stored.accepted_at_ms),
+        "event": event,
+        "deliveries": deliveries,
+    })))
+}
+
+fn names(state: &AdminState) -> HashMap<SubscriberId, String> {
+    state
+        .dispatchers
+        .controls()
+        .iter()
+        .map(|control| (control.id, control.name.clone()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters
+
+/// Filters shared by listing, replaying and purging dead letters.
+#[derive(Debug, Default)]
+struct Filter {
+    subscriber: Option<String>,
+    /// Dead at or after (RFC 3339).
+    since: Option<String>,
+    /// Dead before (RFC 3339).
+    until: Option<String>,
+    /// Last HTTP status.
+    status: Option<u16>,
+    /// A substring of the reason.
+    reason: Option<String>,
+}
+
+/// A compiled [`Filter`].
+struct Matcher {
+    subscriber: Option<SubscriberId>,
+    since: u64,
+    until: u64,
+    status: Option<u16>,
+    reason: Option<String>,
+}
+
+impl Matcher {
+    /// # Errors
+    /// What is wrong with the filter, naming the field.
+    fn new(filter: &Filter, state: &AdminState) -> Result<Matcher, String> {
+        let subscriber = match &filter.subscriber {
+            Some(name) => Some(
+                state
+                    .dispatchers
+                    .control(name)
+                    .map(|control| control.id)
+                    .ok_or_else(|| format!("subscriber: no subscriber named {name:?}"))?,
+            ),
+            None => None,
+        };
+        Ok(Matcher {
+            subscriber,
+            since: filter
+                .since
+                .as_deref()
+                .map(|text| parse_time("since", text))
+                .transpose()?
+                .unwrap_or(0),
+            until: filter
+                .until
+                .as_deref()
+                .map(|text| parse_time("until", text))
+                .transpose()?
+                .unwrap_or(u64::MAX),
+            status: filter.status,
+            reason: filter.reason.clone(),
+        })
+    }
+
+    fn matches(&self, subscriber: SubscriberId, letter: &DeadLetter) -> bool {
+        self.subscriber.is_none_or(|wanted| wanted == subscriber)
+            && letter.dead_at_ms >= self.since
+            && letter.dead_at_ms < self.until
+            && self
+                .status
+                .is_none_or(|status| letter.last_status == Some(status))
+            && self
+                .reason
+                .as_ref()
+                .is_none_or(|reason| letter.reason.contains(reason.as_str()))
+    }
+
+    /// The (subscriber, seq) of every matching dead letter.
+    fn select(&self, store: &Store) -> Result<Vec<(SubscriberId, EventSeq)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in store.scan_dead_letters(None) {
+            let (subscriber, seq, letter) = entry?;
+            if self.matches(subscriber, &letter) {
+                found.push((subscriber, seq));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Query strings are flat (no `flatten`: serde_urlencoded cannot type flattened numbers).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    subscriber: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    status: Option<u16>,
+    reason: Option<String>,
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+fn letter_view(
+    names: &HashMap<SubscriberId, String>,
+    subscriber: SubscriberId,
+    seq: EventSeq,
+    letter: &DeadLetter,
+) -> serde_json::Value {
+    serde_json::json!({
+        "webhook_id": webhook_id(seq, subscriber),
+        "subscriber": names.get(&subscriber).cloned().unwrap_or_else(|| format!("#{subscriber}")),
+        "event": {
+            "id": letter.event.id,
+            "source": letter.event.source,
+            "type": letter.event.ty,
+            "subject": letter.event.attribute("subject"),
+        },
+        "reason": letter.reason,
+        "last_status": letter.last_status,
+        "attempts": letter.attempts,
+        "first_attempt_at": time(letter.first_attempt_ms),
+        "dead_at": time(letter.dead_at_ms),
+    })
+}
+
+async fn dead_letters(
+    state: web::Data<AdminState>,
+    query: Result<web::Query<ListQuery>, actix_web::Error>,
+) -> HttpResponse {
+    let query = match query {
+        Ok(query) => query.into_inner(),
+        Err(error) => return problem(400, format!("query: {error}")),
+    };
+    let filter = Filter {
+        subscriber: query.subscriber.clone(),
+        since: query.since.clone(),
+        until: query.until.clone(),
+        status: query.status,
+        reason: query.reason.clone(),
+    };
+    let matcher = match Matcher::new(&filter, &state) {
+        Ok(matcher) => matcher,
+        Err(detail) => return problem(400, detail),
+    };
+    let after = match query.after.as_deref().map(parse_webhook_id) {
+        Some(None) => return problem(400, "after: not a cursor from a previous page".into()),
+        Some(Some((seq, subscriber))) => Some((subscriber, seq)),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let state = state.into_inner();
+    let result = web::block(move || -> Result<serde_json::Value, StoreError> {
+        let names = names(&state);
+        let mut items = Vec::new();
+        let mut next = None;
+        for entry in state.store.scan_dead_letters(after) {
+            let (subscriber, seq, letter) = entry?;
+            if !matcher.matches(subscriber, &letter) {
+                continue;
+            }
+            if items.len() == limit {
+                next = items.last().and_then(|item: &serde_json::Value| {
+                    item["webhook_id"].as_str().map(str::to_owned)
+                });
+                break;
+            }
+            items.push(letter_view(&names, subscriber, seq, &letter));
+        }
+        Ok(serde_json::json!({ "items": items, "next": next }))
+    })
+    .await;
+    match result {
+        Ok(Ok(page)) => HttpResponse::Ok().json(page),
+        Ok(Err(error)) => store_error(&error),
+        Err(error) => problem(500, error.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    subscriber: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    status: Option<u16>,
+    reason: Option<String>,
+    /// Explicit deliveries by `webhook-id` (with the filters, both must hold).
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeQuery {
+    subscriber: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    status: Option<u16>,
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Replay,
+    Purge,
+}
+
+async fn replay_dead_letters(
+    state: web::Data<AdminState>,
+    body: Result<web::Json<ReplayBody>, actix_web::Error>,
+) -> HttpResponse {
+    let body = match body {
+        Ok(body) => body.into_inner(),
+        Err(error) => return problem(400, format!("body: {error}")),
+    };
+    let ids = match body.ids.as_ref() {
+        Some(ids) => {
+            let mut parsed = Vec::new();
+            for id in ids {
+                match parse_webhook_id(id) {
+                    Some((seq, subscriber)) => parsed.push((subscriber, seq)),
+                    None => return problem(
+                        400,
+                        format!(
+                            "ids: {id:?} is not a webhook-id of fanout (msg_<seq>_<subscriber>)"
+                        ),
+                    ),
+                }
+            }
+            Some(parsed)
+        }
+        None => None,
+    };
+    let filter = Filter {
+        subscriber: body.subscriber,
+        since: body.since,
+        until: body.until,
+        status: body.status,
+        reason: body.reason,
+    };
+    run_action(state, &filter, ids, body.dry_run, Action::Replay).await
+}
+
+async fn purge_dead_letters(
+    state: web::Data<AdminState>,
+    query: Result<web::Query<PurgeQuery>, actix_web::Error>,
+) -> HttpResponse {
+    let query = match query {
+        Ok(query) => query.into_inner(),
+        Err(error) => return problem(400, format!("query: {error}")),
+    };
+    let filter = Filter {
+        subscriber: query.subscriber,
+        since: query.since,
+        until: query.until,
+        status: query.status,
+        reason: query.reason,
+    };
+    run_action(state, &filter, None, query.dry_run, Action::Purge).await
+}
+
+async fn run_action(
+    state: web::Data<AdminState>,
+    filter: &Filter,
+    ids: Option<Vec<(SubscriberId, EventSeq)>>,
+    dry_run: bool,
+    action: Action,
+) -> HttpResponse {
+    let matcher = match Matcher::new(filter, &state) {
+        Ok(matcher) => matcher,
+        Err(detail) => return problem(400, detail),
+    };
+    let state = state.into_inner();
+    let selecting = Arc::clone(&state);
+    let selected = web::block(
+        move || -> Result<Vec<(SubscriberId, EventSeq)>, StoreError> {
+            let mut selected = matcher.select(&selecting.store)?;
+            if let Some(ids) = ids {
+                selected.retain(|delivery| ids.contains(delivery));
+            }
+            Ok(selected)
+        },
+    )
+    .await;
+    let selected = match selected {
+        Ok(Ok(selected)) => selected,
+        Ok(Err(error)) => return store_error(&error),
+        Err(error) => return problem(500, error.to_string()),
+    };
+    let verb = match action {
+        Action::Replay => "replay",
+        Action::Purge => "purge",
+    };
+    if dry_run {
+        return HttpResponse::Ok().json(
+            serde_json::json!({ "dry_run": true, "action": verb, "matched": selected.len() }),
+        );
+    }
+    let job = state.jobs.create(verb, selected.len() as u64);
+    let total = selected.len();
+    let worker_state = Arc::clone(&state);
+    let worker_job = Arc::clone(&job);
+    let work = move || apply_action(&worker_state, &selected, action, &worker_job);
+    if total <= INLINE_LIMIT {
+        match web::block(work).await {
+            Ok(Ok(done)) => HttpResponse::Ok().json(serde_json::json!({ "dry_run": false, "action": verb, "matched": total, "done": done })),
+            Ok(Err(error)) => store_error(&error),
+            Err(error) => problem(500, error.to_string()),
+        }
+    } else {
+        let job_id = job.id;
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = work() {
+                tracing::error!(error = %error, "Background dead-letter job failed.");
+                *job.error.lock().expect("lock") = Some(error.to_string());
+                job.finished.store(true, Ordering::SeqCst);
+            }
+        });
+        HttpResponse::Accepted().json(serde_json::json!({
+            "dry_run": false,
+            "action": verb,
+            "matched": total,
+            "job": format!("/api/v1/jobs/{job_id}"),
+        }))
+    }
+}
+
+fn apply_action(
+    state: &AdminState,
+    selected: &[(SubscriberId, EventSeq)],
+    action: Action,
+    job: &Job,
+) -> Result<u64, StoreError> {
+    let now = store::now_ms();
+    let mut done = 0u64;
+    for (subscriber, seq) in selected {
+        let changed = match action {
+            Action::Replay => state.store.replay_dead_letter(*subscriber, *seq, now)?,
+            Action::Purge => state.store.purge_dead_letter(*subscriber, *seq)?,
+        };
+        done += u64::from(changed);
+        job.done.fetch_add(1, Ordering::Relaxed);
+    }
+    state.store.flush_changes()?;
+    if matches!(action, Action::Replay) {
+        // Wake the dispatchers whose retries just became due.
+        for control in state.dispatchers.controls() {
+            if selected
+                .iter()
+                .any(|(subscriber, _)| *subscriber == control.id)
+            {
+                control.set_paused(control.paused());
+            }
+        }
+    }
+    job.finished.store(true, Ordering::SeqCst);
+    Ok(done)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Background jobs
+
+/// A replay or purge, with its progress.
+pub struct Job {
+    id: u64,
+    action: &'static str,
+    total: u64,
+    done: AtomicU64,
+    finished: AtomicBool,
+    error: Mutex<Option<String>>,
+}
+
+/// Jobs of this process (kept until restart; they are small).
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    jobs: Mutex<HashMap<u64, Arc<Job>>>,
+}
+
+impl Jobs {
+    fn create(&self, action: &'static str, total: u64) -> Arc<Job> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Job {
+            id,
+            action,
+            total,
+            done: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            error: Mutex::new(None),
+        });
+        self.jobs.lock().expect("lock").insert(id, Arc::clone(&job));
+        job
+    }
+}
+
+async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
+    let Some(job) = state.jobs.jobs.lock().expect("lock").get(&id).cloned() else {
+        return problem(404, format!("no job {id}"));
+    };
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": job.id,
+        "action": job.action,
+        "total": job.total,
+        "done": job.done.load(Ordering::Relaxed),
+        "finished": job.finished.load(Ordering::SeqCst),
+        "error": job.error.lock().expect("lock").clone(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload
+
+async fn reload(state: web::Data<AdminState>) -> HttpResponse {
+    let reloader = Arc::clone(&state.reloader);
+    match web::block(move || reloader.reload()).await {
+        Ok(Ok(diff)) => {
+            HttpResponse::Ok().json(serde_json::json!({ "reloaded": true, "diff": diff }))
+        }
+        Ok(Err(errors)) => Problem {
+            errors: errors
+                .iter()
+                .map(|error| crate::ingress::problem::FieldError {
+                    attribute: "routes.yaml".into(),
+                    index: None,
+                    detail: error.clone(),
+                })
+                .collect(),
+            ..Problem::simple(
+                "urn:fanout:problem:invalid-config",
+                "Invalid configuration",
+                422,
+                format!(
+                    "the routes file was not applied; the previous routes stay in force: {}",
+                    errors.join("; ")
+                ),
+            )
+        }
+        .response(),
+        Err(error) => problem(500, error.to_string()),
+    }
+}

@@ -1,0 +1,286 @@
+//! `GET /metrics` in the Prometheus text exposition format (version 0.0.4).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+
+use super::api::PENDING_SCAN_LIMIT;
+use super::AdminState;
+use crate::delivery::control::{Histogram, LATENCY_BUCKETS};
+use crate::metrics::Metrics;
+use crate::store;
+
+pub async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+    let state = state.into_inner();
+    match web::block(move || render(&state)).await {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, subscriber: &str, histogram: &Histogram) {
+    let (buckets, count, sum) = histogram.snapshot();
+    for (bound, cumulative) in LATENCY_BUCKETS.iter().zip(buckets) {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{subscriber=\"{subscriber}\",le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{subscriber=\"{subscriber}\",le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(out, "{name}_sum{{subscriber=\"{subscriber}\"}} {sum}");
+    let _ = writeln!(out, "{name}_count{{subscriber=\"{subscriber}\"}} {count}");
+}
+
+fn render(state: &AdminState) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let metrics = &state.metrics;
+    let counters = [
+        (
+            "fanout_events_received_total",
+            "Events received on POST /events.",
+            &metrics.events_received,
+        ),
+        (
+            "fanout_events_accepted_total",
+            "Events stored (durably, under strict durability).",
+            &metrics.events_accepted,
+        ),
+        (
+            "fanout_events_rejected_total",
+            "Events refused with a 4xx.",
+            &metrics.events_rejected,
+        ),
+        (
+            "fanout_events_duplicate_total",
+            "Events already accepted within the dedupe window.",
+            &metrics.events_duplicate,
+        ),
+        (
+            "fanout_events_unrouted_total",
+            "Stored events that matched no route.",
+            &metrics.events_unrouted,
+        ),
+        (
+            "fanout_dead_letters_forwarded_total",
+            "Dead letters posted to the dead-letter URL.",
+            &metrics.dead_letters_forwarded,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", Metrics::get(counter));
+    }
+
+    let controls = state.dispatchers.controls();
+    let now = store::now_ms();
+    let names: Vec<String> = controls
+        .iter()
+        .map(|control| label(&control.name))
+        .collect();
+
+    header(
+        &mut out,
+        "fanout_deliveries_total",
+        "counter",
+        "Deliveries by subscriber and final outcome.",
+    );
+    for (control, name) in controls.iter().zip(&names) {
+        let _ = writeln!(
+            out,
+            "fanout_deliveries_total{{subscriber=\"{name}\",outcome=\"delivered\"}} {}",
+            control.delivered.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "fanout_deliveries_total{{subscriber=\"{name}\",outcome=\"dead_lettered\"}} {}",
+            control.dead_lettered.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        &mut out,
+        "fanout_attempts_failed_total",
+        "counter",
+        "Failed delivery attempts by subscriber.",
+    );
+    for (control, name) in controls.iter().zip(&names) {
+        let _ = writeln!(
+            out,
+            "fanout_attempts_failed_total{{subscriber=\"{name}\"}} {}",
+            control.failed_attempts.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        &mut out,
+        "fanout_retries_scheduled_total",
+        "counter",
+        "Retries scheduled by subscriber.",
+    );
+    for (control, name) in controls.iter().zip(&names) {
+        let _ = writeln!(
+            out,
+            "fanout_retries_scheduled_total{{subscriber=\"{name}\"}} {}",
+            control.retries_scheduled.load(Ordering::Relaxed)
+        );
+    }
+
+    let mut depth = String::new();
+    let mut oldest = String::new();
+    let mut dead = String::new();
+    let mut in_flight = String::new();
+    let mut states = String::new();
+    for (control, name) in controls.iter().zip(&names) {
+        let pending = state
+            .store
+            .pending(control.id, PENDING_SCAN_LIMIT)
+            .unwrap_or_default();
+        let _ = writeln!(
+            depth,
+            "fanout_queue_depth{{subscriber=\"{name}\"}} {}",
+            pending.fresh + pending.retries
+        );
+        let age = pending
+            .oldest_accepted_ms
+            .map_or(0.0, |at| now.saturating_sub(at) as f64 / 1000.0);
+        let _ = writeln!(
+            oldest,
+            "fanout_oldest_pending_age_seconds{{subscriber=\"{name}\"}} {age}"
+        );
+        let _ = writeln!(
+            dead,
+            "fanout_dead_letters{{subscriber=\"{name}\"}} {}",
+            state.store.dead_letter_count(control.id)
+        );
+        let _ = writeln!(
+            in_flight,
+            "fanout_in_flight{{subscriber=\"{name}\"}} {}",
+            control.in_flight.load(Ordering::Relaxed)
+        );
+        for candidate in ["active", "paused", "disabled", "orphaned"] {
+            let _ = writeln!(
+                states,
+                "fanout_subscriber_state{{subscriber=\"{name}\",state=\"{candidate}\"}} {}",
+                u8::from(control.state() == candidate)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "fanout_queue_depth",
+        "gauge",
+        "Deliveries pending (not attempted yet or waiting for a retry).",
+    );
+    out.push_str(&depth);
+    header(
+        &mut out,
+        "fanout_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest pending delivery.",
+    );
+    out.push_str(&oldest);
+    header(
+        &mut out,
+        "fanout_dead_letters",
+        "gauge",
+        "Dead letters kept, by subscriber.",
+    );
+    out.push_str(&dead);
+    header(
+        &mut out,
+        "fanout_in_flight",
+        "gauge",
+        "Attempts in flight, by subscriber.",
+    );
+    out.push_str(&in_flight);
+    header(
+        &mut out,
+        "fanout_subscriber_state",
+        "gauge",
+        "1 for the subscriber's current state.",
+    );
+    out.push_str(&states);
+
+    header(
+        &mut out,
+        "fanout_attempt_duration_seconds",
+        "histogram",
+        "Duration of delivery attempts.",
+    );
+    for (control, name) in controls.iter().zip(&names) {
+        histogram(
+            &mut out,
+            "fanout_attempt_duration_seconds",
+            name,
+            &control.latency,
+        );
+    }
+    header(
+        &mut out,
+        "fanout_delivery_latency_seconds",
+        "histogram",
+        "From ingest to successful first delivery.",
+    );
+    for (control, name) in controls.iter().zip(&names) {
+        histogram(
+            &mut out,
+            "fanout_delivery_latency_seconds",
+            name,
+            &control.end_to_end,
+        );
+    }
+
+    header(
+        &mut out,
+        "fanout_store_size_bytes",
+        "gauge",
+        "Bytes the store takes on disk.",
+    );
+    let _ = writeln!(
+        out,
+        "fanout_store_size_bytes {}",
+        state.store.size_on_disk().unwrap_or(0)
+    );
+    header(
+        &mut out,
+        "fanout_config_reloads_total",
+        "counter",
+        "Reloads of the routes file by result.",
+    );
+    let (successes, failures) = (
+        state.reloader.successes.load(Ordering::Relaxed),
+        state.reloader.failures.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "fanout_config_reloads_total{{result=\"success\"}} {successes}"
+    );
+    let _ = writeln!(
+        out,
+        "fanout_config_reloads_total{{result=\"failure\"}} {failures}"
+    );
+    header(
+        &mut out,
+        "fanout_config_reload_failures_total",
+        "counter",
+        "Reloads refused because the file was invalid.",
+    );
+    let _ = writeln!(out, "fanout_config_reload_failures_total {failures}");
+    out
+}

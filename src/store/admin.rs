@@ -1,0 +1,274 @@
+//! The store's operator queries and commands: pause state, pending counts, finding an event and
+//! its deliveries, and replaying or purging dead letters. Each command is one atomic batch.
+
+use super::records::{self, keys, DeadLetter, RetryState, StoredEvent};
+use super::{dedupe_key, parse_seq, Store, StoreError, META_PAUSED};
+use crate::ids::{EventSeq, SubscriberId};
+
+/// A subscriber's queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Events after the cursor that route to the subscriber, not attempted yet.
+    pub fresh: u64,
+    /// Deliveries waiting for a retry.
+    pub retries: u64,
+    /// False when the log was too long to count to the end (`fresh` is then a lower bound).
+    pub exact: bool,
+    /// When the oldest of them was accepted.
+    pub oldest_accepted_ms: Option<u64>,
+}
+
+/// Where one delivery of an event stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeliveryState {
+    /// Not attempted yet (the subscriber's cursor has not passed it).
+    Pending,
+    /// Failed at least once; retried at `next_attempt_ms`.
+    Retrying(RetryState),
+    Dead(Box<DeadLetter>),
+    Delivered,
+}
+
+impl Store {
+    /// Pauses or resumes a subscriber; survives restarts.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn set_paused(&self, subscriber: SubscriberId, paused: bool) -> Result<(), StoreError> {
+        let key = format!("{META_PAUSED}{}", subscriber.0);
+        if paused {
+            self.inner.meta.insert(key, &[1])?;
+        } else {
+            self.inner.meta.remove(key)?;
+        }
+        self.inner.meta.flush()?;
+        Ok(())
+    }
+
+    /// Whether a subscriber is paused.
+    ///
+    /// # Errors
+    /// A store read failed.
+    pub fn paused(&self, subscriber: SubscriberId) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .meta
+            .contains_key(format!("{META_PAUSED}{}", subscriber.0))?)
+    }
+
+    /// Deliveries waiting for a subscriber: events after its cursor that route to it (counting
+    /// at most `scan_limit` log records; the bool says whether the count is exact) plus retries.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn pending(
+        &self,
+        subscriber: SubscriberId,
+        scan_limit: usize,
+    ) -> Result<Pending, StoreError> {
+        let cursor = self.cursor(subscriber)?;
+        let upto = *self.inner.committed.borrow();
+        let mut fresh = 0u64;
+        let mut scanned = 0usize;
+        let mut exact = true;
+        let mut oldest: Option<u64> = None;
+        if cursor <= upto {
+            for entry in self.inner.events.range(keys::seq(cursor)..=keys::seq(upto)) {
+                if scanned == scan_limit {
+                    exact = false;
+                    break;
+                }
+                scanned += 1;
+                let (key, value) = entry?;
+                let seq = parse_seq(&key)?;
+                if records::event_subscribers(&value)?.any(|id| id == subscriber)
+                    && !self.has_delivery_record(subscriber, seq)?
+                {
+                    fresh += 1;
+                    if oldest.is_none() {
+                        oldest = Some(records::event_accepted_at(&value)?);
+                    }
+                }
+            }
+        }
+        let mut retries = 0u64;
+        for entry in self
+            .inner
+            .deliveries
+            .scan_prefix(keys::subscriber_prefix(keys::RETRY, subscriber))
+        {
+            let (key, _) = entry?;
+            retries += 1;
+            if retries == 1 {
+                // The lowest seq is the oldest accepted.
+                if let Some((_, seq)) = keys::parse_delivery(&key) {
+                    if let Some(value) = self.inner.events.get(keys::seq(seq))? {
+                        let at = records::event_accepted_at(&value)?;
+                        oldest = Some(oldest.map_or(at, |fresh_oldest| fresh_oldest.min(at)));
+                    }
+                }
+            }
+        }
+        Ok(Pending {
+            fresh,
+            retries,
+            exact,
+            oldest_accepted_ms: oldest,
+        })
+    }
+
+    /// How many dead letters a subscriber has.
+    pub fn dead_letter_count(&self, subscriber: SubscriberId) -> u64 {
+        self.inner
+            .deliveries
+            .scan_prefix(keys::subscriber_prefix(keys::DEAD, subscriber))
+            .count() as u64
+    }
+
+    /// The event with this `source` and `id`: through the dedupe index while it holds the
+    /// event, else by scanning the retained log (newest first, at most `scan_limit` records).
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn find_event(
+        &self,
+        source: &str,
+        id: &str,
+        scan_limit: usize,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        if let Some(value) = self.inner.dedupe.get(dedupe_key(source, id))? {
+            if value.len() == 16 {
+                let seq = EventSeq(u64::from_be_bytes(value[..8].try_into().expect("8 bytes")));
+                if let Some(stored) = self.event(seq)? {
+                    if stored.event.source == source && stored.event.id == id {
+                        return Ok(Some(stored));
+                    }
+                }
+            }
+        }
+        for entry in self.inner.events.iter().rev().take(scan_limit) {
+            let (key, value) = entry?;
+            let stored = records::decode_event(parse_seq(&key)?, &value)?;
+            if stored.event.source == source && stored.event.id == id {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where the delivery of `seq` to `subscriber` stands.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn delivery_state(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+    ) -> Result<DeliveryState, StoreError> {
+        let deliveries = &self.inner.deliveries;
+        if let Some(value) = deliveries.get(keys::delivery(keys::RETRY, subscriber, seq))? {
+            return Ok(DeliveryState::Retrying(records::decode(&value)?));
+        }
+        if let Some(value) = deliveries.get(keys::delivery(keys::DEAD, subscriber, seq))? {
+            return Ok(DeliveryState::Dead(Box::new(records::decode(&value)?)));
+        }
+        if self.cursor(subscriber)? > seq {
+            Ok(DeliveryState::Delivered)
+        } else {
+            Ok(DeliveryState::Pending)
+        }
+    }
+
+    /// Every dead letter, subscriber by subscriber in seq order, starting after `after`.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn scan_dead_letters(
+        &self,
+        after: Option<(SubscriberId, EventSeq)>,
+    ) -> impl Iterator<Item = Result<(SubscriberId, EventSeq, DeadLetter), StoreError>> + '_ {
+        let start = match after {
+            Some((subscriber, seq)) => {
+                keys::delivery(keys::DEAD, subscriber, EventSeq(seq.0 + 1)).to_vec()
+            }
+            None => vec![keys::DEAD],
+        };
+        self.inner
+            .deliveries
+            .range(start..vec![keys::DEAD + 1])
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (subscriber, seq) = keys::parse_delivery(&key)
+                    .ok_or_else(|| StoreError::Corrupt("dead-letter key".into()))?;
+                Ok((subscriber, seq, records::decode(&value)?))
+            })
+    }
+
+    /// Puts a dead letter back in its subscriber's queue with a fresh retry budget, due now.
+    /// If its event has left the retention window, the dead letter's copy is stored again.
+    /// Returns false if there was no such dead letter.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn replay_dead_letter(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let dead_key = keys::delivery(keys::DEAD, subscriber, seq);
+        let Some(value) = self.inner.deliveries.get(dead_key)? else {
+            return Ok(false);
+        };
+        let letter: DeadLetter = records::decode(&value)?;
+        if self.inner.events.get(keys::seq(seq))?.is_none() {
+            let record = records::encode_event(now_ms, &[subscriber], &letter.event)?;
+            self.inner.events.insert(keys::seq(seq), record)?;
+        }
+        let state = RetryState {
+            attempts: 0,
+            first_attempt_ms: now_ms,
+            next_attempt_ms: now_ms,
+            last_status: letter.last_status,
+            last_error: Some(format!("replayed dead letter: {}", letter.reason)),
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(&dead_key);
+        batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
+        batch.insert(
+            &keys::delivery(keys::RETRY, subscriber, seq),
+            records::encode(&state)?,
+        );
+        batch.insert(&keys::schedule(subscriber, now_ms, seq), &[]);
+        self.inner.deliveries.apply_batch(batch)?;
+        Ok(true)
+    }
+
+    /// Deletes a dead letter for good. Returns false if there was none.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn purge_dead_letter(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+    ) -> Result<bool, StoreError> {
+        let mut batch = sled::Batch::default();
+        let dead_key = keys::delivery(keys::DEAD, subscriber, seq);
+        let existed = self.inner.deliveries.contains_key(dead_key)?;
+        batch.remove(&dead_key);
+        batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
+        self.inner.deliveries.apply_batch(batch)?;
+        Ok(existed)
+    }
+
+    /// Flushes the operator's changes (replays, purges) to disk.
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush_changes(&self) -> Result<(), StoreError> {
+        self.inner.deliveries.flush()?;
+        self.inner.events.flush()?;
+        Ok(())
+    }
+}
