@@ -7,6 +7,7 @@
 //! reloader; they never bypass the store's API.
 
 mod api;
+mod archive;
 mod prometheus;
 
 use std::sync::Arc;

@@ -32,6 +32,9 @@ enum Command {
         /// Address of the admin API (default: admin.listen in the routes file, else 127.0.0.1:8081).
         #[arg(long, env = "FANOUT_ADMIN_LISTEN")]
         admin_listen: Option<SocketAddr>,
+        /// Log lines for people (`text`) or one JSON object per line (`json`).
+        #[arg(long, env = "FANOUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Validate a routes file and print a summary; exit code 1 on errors.
     Check {
@@ -85,6 +88,12 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -259,8 +268,9 @@ fn main() -> ExitCode {
             data,
             listen,
             admin_listen,
+            log_format,
         } => {
-            init_tracing();
+            init_tracing(log_format);
             let mut loaded = match fanout::config::load(&config, &env) {
                 Ok(loaded) => loaded,
                 Err(errors) => {
@@ -316,13 +326,17 @@ fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> Exi
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 #[tokio::main]

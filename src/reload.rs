@@ -77,6 +77,11 @@ impl Reloader {
         }
     }
 
+    /// The routing table in force.
+    pub fn routing(&self) -> Arc<RoutingTable> {
+        self.routing.load_full()
+    }
+
     pub fn status(&self) -> Option<Status> {
         self.status.lock().expect("lock").clone()
     }

@@ -55,6 +55,21 @@ impl RoutingTable {
         subscribers
     }
 
+    /// The subscribers of the route `name` if `event` matches it (`None`: no such route).
+    pub fn route_subscribers(&self, name: &str, event: &Event) -> Option<Vec<SubscriberId>> {
+        let route = self.routes.iter().find(|route| route.name == name)?;
+        Some(if route.matches(event) {
+            route.subscribers.clone()
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Whether a route of this name exists.
+    pub fn has_route(&self, name: &str) -> bool {
+        self.routes.iter().any(|route| route.name == name)
+    }
+
     /// The names of the routes `event` matches, in file order.
     pub fn matching_routes(&self, event: &Event) -> Vec<&str> {
         self.routes

@@ -30,7 +30,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/subscribers").route(web::get().to(subscribers)))
         .service(web::resource("/api/v1/subscribers/{name}/pause").route(web::post().to(pause)))
         .service(web::resource("/api/v1/subscribers/{name}/resume").route(web::post().to(resume)))
+        .service(web::resource("/api/v1/events").route(web::get().to(super::archive::search)))
         .service(web::resource("/api/v1/events/{id}").route(web::get().to(event)))
+        .service(web::resource("/api/v1/replay").route(web::post().to(super::archive::replay)))
         .service(
             web::resource("/api/v1/dead-letters")
                 .route(web::get().to(dead_letters))
@@ -44,7 +46,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-fn problem(status: u16, detail: String) -> HttpResponse {
+pub(super) fn problem(status: u16, detail: String) -> HttpResponse {
     let (kind, title) = match status {
         400 => ("urn:fanout:problem:bad-request", "Bad request"),
         404 => ("urn:fanout:problem:not-found", "Not found"),
@@ -54,7 +56,7 @@ fn problem(status: u16, detail: String) -> HttpResponse {
     Problem::simple(kind, title, status, detail).response()
 }
 
-fn store_error(error: &StoreError) -> HttpResponse {
+pub(super) fn store_error(error: &StoreError) -> HttpResponse {
     tracing::error!(error = %error, "Admin request failed in the store.");
     problem(500, format!("the store failed: {error}"))
 }
@@ -71,11 +73,11 @@ async fn not_found(request: actix_web::HttpRequest) -> HttpResponse {
 }
 
 /// RFC 3339 with milliseconds, UTC.
-fn time(ms: u64) -> String {
+pub(super) fn time(ms: u64) -> String {
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn parse_time(field: &str, text: &str) -> Result<u64, String> {
+pub(super) fn parse_time(field: &str, text: &str) -> Result<u64, String> {
     humantime::parse_rfc3339_weak(text)
         .ok()
         .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
@@ -286,7 +288,7 @@ fn event_view(
     })))
 }
 
-fn names(state: &AdminState) -> HashMap<SubscriberId, String> {
+pub(super) fn names(state: &AdminState) -> HashMap<SubscriberId, String> {
     state
         .dispatchers
         .controls()
@@ -516,12 +518,14 @@ async fn replay_dead_letters(
             for id in ids {
                 match parse_webhook_id(id) {
                     Some((seq, subscriber)) => parsed.push((subscriber, seq)),
-                    None => return problem(
-                        400,
-                        format!(
+                    None => {
+                        return problem(
+                            400,
+                            format!(
                             "ids: {id:?} is not a webhook-id of fanout (msg_<seq>_<subscriber>)"
                         ),
-                    ),
+                        )
+                    }
                 }
             }
             Some(parsed)
@@ -646,7 +650,7 @@ fn apply_action(
                 .iter()
                 .any(|(subscriber, _)| *subscriber == control.id)
             {
-                control.set_paused(control.paused());
+                control.wake();
             }
         }
     }

@@ -140,6 +140,11 @@ impl Control {
         self.wake.notify_one();
     }
 
+    /// Makes the dispatcher look at its queue again (new retries were queued for it).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     pub fn paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
     }

@@ -309,6 +309,7 @@ impl Dispatcher {
         }
         match decision {
             Decision::Delivered => {
+                tracing::debug!(subscriber = %name, event_id = %job.event.id, webhook_id = %webhook_id(job.seq, context.id), attempt = attempts, status = ?attempt.status, latency_us = attempt.latency_us, "Delivered.");
                 store.complete(context.id, job.seq, job.retry.as_ref())?;
                 Metrics::add(&context.metrics.deliveries_succeeded, 1);
                 Metrics::add(&control.delivered, 1);
@@ -329,7 +330,7 @@ impl Dispatcher {
                 store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
                 Metrics::add(&context.metrics.retries_scheduled, 1);
                 Metrics::add(&control.retries_scheduled, 1);
-                tracing::info!(subscriber = %name, seq = %job.seq, attempt = attempts, status = ?attempt.status, error = ?attempt.error, retry_in_ms = at_ms.saturating_sub(now_ms), "Delivery failed; retry scheduled.");
+                tracing::info!(subscriber = %name, event_id = %job.event.id, webhook_id = %webhook_id(job.seq, context.id), attempt = attempts, status = ?attempt.status, error = ?attempt.error, retry_in_ms = at_ms.saturating_sub(now_ms), "Delivery failed; retry scheduled.");
             }
             Decision::Dead { reason } => {
                 let letter = DeadLetter {
@@ -349,7 +350,7 @@ impl Dispatcher {
                 )?;
                 Metrics::add(&context.metrics.dead_lettered, 1);
                 Metrics::add(&control.dead_lettered, 1);
-                tracing::warn!(subscriber = %name, seq = %job.seq, attempts, reason = %letter.reason, "Delivery dead-lettered.");
+                tracing::warn!(subscriber = %name, event_id = %letter.event.id, webhook_id = %webhook_id(job.seq, context.id), attempt = attempts, status = ?letter.last_status, reason = %letter.reason, "Delivery dead-lettered.");
                 if let Some(outbox) = &context.dead_letter_outbox {
                     outbox.notify_one();
                 }
@@ -365,7 +366,7 @@ impl Dispatcher {
                 store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
                 store.set_disabled(context.id, Some(&reason))?;
                 if control.disabled().is_none() {
-                    tracing::error!(subscriber = %name, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
+                    tracing::error!(subscriber = %name, event_id = %job.event.id, attempt = attempts, status = ?attempt.status, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
                 }
                 control.set_disabled(Some(reason));
             }

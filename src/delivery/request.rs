@@ -31,8 +31,18 @@ pub struct Message {
 }
 
 /// Encodes `event` in `mode`, after the subscriber's static `extra` headers.
+///
+/// The CloudEvents distributed tracing extension (`traceparent`, `tracestate`) is also passed on
+/// as the W3C Trace Context HTTP headers, so the subscriber's spans join the producer's trace.
 pub fn encode(event: &Event, mode: Mode, extra: &[(String, String)]) -> Message {
     let mut headers: Vec<(String, String)> = extra.to_vec();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = event.attribute(name) {
+            if value.is_ascii() && !value.chars().any(char::is_control) {
+                headers.push((name.to_owned(), value.into_owned()));
+            }
+        }
+    }
     match mode {
         Mode::Structured => {
             headers.push((
@@ -136,5 +146,34 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
         assert_eq!(value["subject"], "Grüße \"x\" 100%");
         assert_eq!(value["data"]["total"], 12.5);
+    }
+
+    #[test]
+    fn the_tracing_extension_becomes_trace_context_headers() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let attributes: Vec<(String, AttrValue)> = [
+            ("specversion", "1.0"),
+            ("id", "1"),
+            ("source", "/shop"),
+            ("type", "t"),
+            ("traceparent", parent),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ]
+        .iter()
+        .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
+        .collect();
+        let event = Event::from_attributes(attributes, None).unwrap();
+        for mode in [Mode::Binary, Mode::Structured] {
+            let message = encode(&event, mode, &[]);
+            assert_eq!(header(&message, "traceparent"), Some(parent));
+            assert_eq!(header(&message, "tracestate"), Some("congo=t61rcWkgMzE"));
+        }
+        assert_eq!(
+            header(
+                &encode(&self::tests::event(), Mode::Binary, &[]),
+                "traceparent"
+            ),
+            None
+        );
     }
 }

@@ -271,4 +271,70 @@ impl Store {
         self.inner.events.flush()?;
         Ok(())
     }
+
+    /// Retained events from `after` (exclusive) on, in accept order, at most `scan_limit` looked
+    /// at. Returns the events and the last seq looked at.
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn scan_events(
+        &self,
+        after: EventSeq,
+        scan_limit: usize,
+    ) -> Result<(Vec<StoredEvent>, Option<EventSeq>), StoreError> {
+        let upto = *self.inner.committed.borrow();
+        let mut found = Vec::new();
+        let mut last = None;
+        if after >= upto {
+            return Ok((found, last));
+        }
+        for entry in self
+            .inner
+            .events
+            .range(keys::seq(EventSeq(after.0 + 1))..=keys::seq(upto))
+            .take(scan_limit)
+        {
+            let (key, value) = entry?;
+            let seq = parse_seq(&key)?;
+            last = Some(seq);
+            found.push(records::decode_event(seq, &value)?);
+        }
+        Ok((found, last))
+    }
+
+    /// Queues a retained, already delivered event for `subscriber` again (archive replay): a
+    /// fresh retry record, due now, under the same `webhook-id`. Deliveries still pending, being
+    /// retried or dead are left as they are (dead letters have their own replay). Returns
+    /// whether it was queued.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn requeue(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        if self.cursor(subscriber)? <= seq || self.has_delivery_record(subscriber, seq)? {
+            return Ok(false);
+        }
+        if self.inner.events.get(keys::seq(seq))?.is_none() {
+            return Ok(false);
+        }
+        let state = RetryState {
+            attempts: 0,
+            first_attempt_ms: now_ms,
+            next_attempt_ms: now_ms,
+            last_status: None,
+            last_error: Some("archive replay".into()),
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            &keys::delivery(keys::RETRY, subscriber, seq),
+            records::encode(&state)?,
+        );
+        batch.insert(&keys::schedule(subscriber, now_ms, seq), &[]);
+        self.inner.deliveries.apply_batch(batch)?;
+        Ok(true)
+    }
 }
