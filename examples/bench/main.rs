@@ -86,20 +86,31 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus >= 2 && std::env::var_os(PINNED_ENV).is_none() {
-        // Re-run this process on the load CPU; children go to the router CPU.
-        let status = std::process::Command::new("taskset")
-            .args(["-c", &LOAD_CPU.to_string()])
-            .arg(std::env::current_exe()?)
+    // Counted before pinning: once pinned, this process sees only its own CPU.
+    let cpus = match std::env::var(PINNED_ENV) {
+        Ok(count) => count.parse().unwrap_or(1),
+        Err(_) => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    if std::env::var_os(PINNED_ENV).is_none() {
+        // Build the router (which may rebuild this example too), then run the fresh build of
+        // this program on the load CPU; the router and the baselines go to the other one.
+        build_router()?;
+        let exe = std::env::current_exe()?.with_file_name("bench");
+        let mut command = if cpus >= 2 {
+            let mut command = std::process::Command::new("taskset");
+            command.args(["-c", &LOAD_CPU.to_string()]).arg(&exe);
+            command
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let status = command
             .args(std::env::args_os().skip(1))
-            .env(PINNED_ENV, "1")
+            .env(PINNED_ENV, cpus.to_string())
             .status()
-            .context("taskset is needed to pin the benchmark")?;
+            .context("taskset (util-linux) is needed to pin the benchmark")?;
         std::process::exit(status.code().unwrap_or(1));
     }
     let pinned = (cpus >= 2).then_some(ROUTER_CPU);
-    build_router()?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -176,6 +187,12 @@ async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     if wants("backlog") {
         bench.backlog(max_events.unwrap_or(1000.0)).await?;
     }
+    bench.report.note(match cpu {
+        Some(cpu) => format!(
+            "fanout, B2 and B3 ran pinned to CPU {cpu}; the load generator and the receiver to CPU {LOAD_CPU}."
+        ),
+        None => "One CPU: nothing was pinned.".to_owned(),
+    });
     bench.report.note(format!(
         "Total benchmark time: {:.0} s.",
         started.elapsed().as_secs_f64()
@@ -328,14 +345,15 @@ impl Bench {
         let exe = std::env::current_exe()?;
         let url = format!("{}/ok/0", self.receiver.base);
         let seconds = self.args.duration.as_secs_f64().min(3.0).to_string();
-        let mut command = std::process::Command::new("taskset");
-        if let Some(cpu) = self.cpu {
-            command.args(["-c", &cpu.to_string()]);
-        } else {
-            command.args(["-c", "0"]);
-        }
+        let mut command = match self.cpu {
+            Some(cpu) => {
+                let mut command = std::process::Command::new("taskset");
+                command.args(["-c", &cpu.to_string()]).arg(exe);
+                command
+            }
+            None => std::process::Command::new(exe),
+        };
         let output = command
-            .arg(exe)
             .args([
                 "--b3",
                 &url,
@@ -348,6 +366,9 @@ impl Bench {
             ])
             .env(PINNED_ENV, "1")
             .output()?;
+        if !output.status.success() {
+            bail!("B3 failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
         let text = String::from_utf8_lossy(&output.stdout);
         text.trim()
             .parse::<f64>()
@@ -606,23 +627,11 @@ impl Bench {
                 let mut samples = Vec::new();
                 let started = Instant::now();
                 loop {
-                    let status =
-                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                    let rss = status
-                        .lines()
-                        .find_map(|line| line.strip_prefix("VmRSS:"))
-                        .and_then(|value| {
-                            value
-                                .trim()
-                                .trim_end_matches("kB")
-                                .trim()
-                                .parse::<u64>()
-                                .ok()
-                        });
+                    let rss = router::rss_of(pid);
                     let Some(rss) = rss else { break };
                     samples.push((
                         started.elapsed().as_secs_f64(),
-                        rss * 1024,
+                        rss,
                         router::dir_size(&data),
                     ));
                     tokio::time::sleep(Duration::from_secs(1)).await;

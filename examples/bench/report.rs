@@ -507,20 +507,9 @@ fn machine() -> String {
         .filter(|line| line.starts_with("processor"))
         .count();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or("unknown".into(), |kib| {
-            format!("{:.0} GiB", kib as f64 / (1 << 20) as f64)
-        });
+    let memory = crate::router::proc_kib(&meminfo, "MemTotal").map_or("unknown".into(), |bytes| {
+        format!("{:.0} GiB", bytes as f64 / (1u64 << 30) as f64)
+    });
     let kernel = command_output("uname", &["-r"]).unwrap_or_default();
     format!("{cpus} x {model}, {memory} RAM, Linux {kernel}")
 }

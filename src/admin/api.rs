@@ -56,6 +56,17 @@ pub(super) fn problem(status: u16, detail: String) -> HttpResponse {
     Problem::simple(kind, title, status, detail).response()
 }
 
+/// The answer of a store job run with `web::block`: its JSON, or a problem.
+pub(super) fn json_answer(
+    result: Result<Result<serde_json::Value, StoreError>, actix_web::error::BlockingError>,
+) -> HttpResponse {
+    match result {
+        Ok(Ok(value)) => HttpResponse::Ok().json(value),
+        Ok(Err(error)) => store_error(&error),
+        Err(error) => problem(500, error.to_string()),
+    }
+}
+
 pub(super) fn store_error(error: &StoreError) -> HttpResponse {
     tracing::error!(error = %error, "Admin request failed in the store.");
     problem(500, format!("the store failed: {error}"))
@@ -465,11 +476,7 @@ async fn dead_letters(
         Ok(serde_json::json!({ "items": items, "next": next }))
     })
     .await;
-    match result {
-        Ok(Ok(page)) => HttpResponse::Ok().json(page),
-        Ok(Err(error)) => store_error(&error),
-        Err(error) => problem(500, error.to_string()),
-    }
+    json_answer(result)
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::api::{names, parse_time, problem, store_error, time};
+use super::api::{json_answer, names, parse_time, problem, store_error, time};
 use super::AdminState;
 use crate::ids::{EventSeq, SubscriberId};
 use crate::store::{self, StoreError};
@@ -95,11 +95,7 @@ pub async fn search(
         Ok(serde_json::json!({ "items": items, "next": next }))
     })
     .await;
-    match result {
-        Ok(Ok(page)) => HttpResponse::Ok().json(page),
-        Ok(Err(error)) => store_error(&error),
-        Err(error) => problem(500, error.to_string()),
-    }
+    json_answer(result)
 }
 
 fn time_range(since: Option<&str>, until: Option<&str>) -> Result<(u64, u64), String> {

@@ -232,14 +232,9 @@ impl Store {
             last_status: letter.last_status,
             last_error: Some(format!("replayed dead letter: {}", letter.reason)),
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = queue_batch(subscriber, seq, &state)?;
         batch.remove(&dead_key);
         batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
-        batch.insert(
-            &keys::delivery(keys::RETRY, subscriber, seq),
-            records::encode(&state)?,
-        );
-        batch.insert(&keys::schedule(subscriber, now_ms, seq), &[]);
         self.inner.deliveries.apply_batch(batch)?;
         Ok(true)
     }
@@ -328,13 +323,24 @@ impl Store {
             last_status: None,
             last_error: Some("archive replay".into()),
         };
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            &keys::delivery(keys::RETRY, subscriber, seq),
-            records::encode(&state)?,
-        );
-        batch.insert(&keys::schedule(subscriber, now_ms, seq), &[]);
-        self.inner.deliveries.apply_batch(batch)?;
+        self.inner
+            .deliveries
+            .apply_batch(queue_batch(subscriber, seq, &state)?)?;
         Ok(true)
     }
+}
+
+/// A batch that puts a delivery in its subscriber's retry queue, due at `state.next_attempt_ms`.
+fn queue_batch(
+    subscriber: SubscriberId,
+    seq: EventSeq,
+    state: &RetryState,
+) -> Result<sled::Batch, StoreError> {
+    let mut batch = sled::Batch::default();
+    batch.insert(
+        &keys::delivery(keys::RETRY, subscriber, seq),
+        records::encode(state)?,
+    );
+    batch.insert(&keys::schedule(subscriber, state.next_attempt_ms, seq), &[]);
+    Ok(batch)
 }
