@@ -8,6 +8,7 @@
 
 mod api;
 mod archive;
+pub mod openapi;
 mod prometheus;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::openapi::OPERATIONS;
 use super::AdminState;
 use crate::delivery::Control;
 use crate::ids::{parse_webhook_id, webhook_id, EventSeq, SubscriberId};
@@ -25,25 +26,47 @@ const INLINE_LIMIT: usize = 1_000;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
 
+/// Registers every operation of [`OPERATIONS`] (the OpenAPI document is generated from the same
+/// table), grouped by path so that a wrong method gets 405.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .service(web::resource("/api/v1/subscribers").route(web::get().to(subscribers)))
-        .service(web::resource("/api/v1/subscribers/{name}/pause").route(web::post().to(pause)))
-        .service(web::resource("/api/v1/subscribers/{name}/resume").route(web::post().to(resume)))
-        .service(web::resource("/api/v1/events").route(web::get().to(super::archive::search)))
-        .service(web::resource("/api/v1/events/{id}").route(web::get().to(event)))
-        .service(web::resource("/api/v1/replay").route(web::post().to(super::archive::replay)))
-        .service(
-            web::resource("/api/v1/dead-letters")
-                .route(web::get().to(dead_letters))
-                .route(web::delete().to(purge_dead_letters)),
-        )
-        .service(
-            web::resource("/api/v1/dead-letters/replay").route(web::post().to(replay_dead_letters)),
-        )
-        .service(web::resource("/api/v1/jobs/{id}").route(web::get().to(job)))
-        .service(web::resource("/api/v1/reload").route(web::post().to(reload)))
-        .default_service(web::to(not_found));
+    let mut paths: Vec<&str> = Vec::new();
+    for operation in OPERATIONS {
+        if !paths.contains(&operation.path) {
+            paths.push(operation.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for operation in OPERATIONS.iter().filter(|operation| operation.path == path) {
+            resource = resource.route(route(operation.method, operation.path));
+        }
+        config.service(resource);
+    }
+    config.default_service(web::to(not_found));
+}
+
+/// The handler of one documented operation.
+fn route(method: &str, path: &str) -> actix_web::Route {
+    match (method, path) {
+        ("get", "/api/v1/openapi.json") => web::get().to(openapi),
+        ("get", "/api/v1/subscribers") => web::get().to(subscribers),
+        ("post", "/api/v1/subscribers/{name}/pause") => web::post().to(pause),
+        ("post", "/api/v1/subscribers/{name}/resume") => web::post().to(resume),
+        ("get", "/api/v1/events") => web::get().to(super::archive::search),
+        ("get", "/api/v1/events/{id}") => web::get().to(event),
+        ("post", "/api/v1/replay") => web::post().to(super::archive::replay),
+        ("get", "/api/v1/dead-letters") => web::get().to(dead_letters),
+        ("delete", "/api/v1/dead-letters") => web::delete().to(purge_dead_letters),
+        ("post", "/api/v1/dead-letters/replay") => web::post().to(replay_dead_letters),
+        ("get", "/api/v1/jobs/{id}") => web::get().to(job),
+        ("post", "/api/v1/reload") => web::post().to(reload),
+        // A documented operation without a handler: caught by the unit test below.
+        _ => web::route().to(not_found),
+    }
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(super::openapi::document())
 }
 
 pub(super) fn problem(status: u16, detail: String) -> HttpResponse {
@@ -745,5 +768,45 @@ async fn reload(state: web::Data<AdminState>) -> HttpResponse {
         }
         .response(),
         Err(error) => problem(500, error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every documented operation has its handler (and the table has no duplicate).
+    #[test]
+    fn every_documented_operation_is_served() {
+        for (index, operation) in OPERATIONS.iter().enumerate() {
+            let known = matches!(
+                (operation.method, operation.path),
+                ("get", "/api/v1/openapi.json")
+                    | ("get", "/api/v1/subscribers")
+                    | ("post", "/api/v1/subscribers/{name}/pause")
+                    | ("post", "/api/v1/subscribers/{name}/resume")
+                    | ("get", "/api/v1/events")
+                    | ("get", "/api/v1/events/{id}")
+                    | ("post", "/api/v1/replay")
+                    | ("get", "/api/v1/dead-letters")
+                    | ("delete", "/api/v1/dead-letters")
+                    | ("post", "/api/v1/dead-letters/replay")
+                    | ("get", "/api/v1/jobs/{id}")
+                    | ("post", "/api/v1/reload")
+            );
+            assert!(
+                known,
+                "{} {} has no handler",
+                operation.method, operation.path
+            );
+            assert!(
+                !OPERATIONS[..index]
+                    .iter()
+                    .any(|other| other.method == operation.method && other.path == operation.path),
+                "{} {} twice",
+                operation.method,
+                operation.path
+            );
+        }
     }
 }

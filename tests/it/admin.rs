@@ -639,3 +639,86 @@ async fn the_archive_is_searchable_and_replays_a_time_range() {
         .unwrap()
         .contains("subscriber, route"));
 }
+
+/// The contract test: every operation of the served OpenAPI document, called with the
+/// document's own examples, answers with a status the document lists and the media type it
+/// names; and a path the document does not list is 404.
+#[tokio::test]
+async fn the_openapi_document_matches_what_is_served() {
+    let erp = TestReceiver::start().await;
+    let slack = TestReceiver::start().await;
+    let router = TestRouter::start(&routes(&erp.url, &slack.url, "")).await;
+    router
+        .publish(event("com.example.shop.order.created", "o-1"))
+        .await;
+    erp.wait_for(1).await;
+    let document = router.admin_get("/api/v1/openapi.json", TOKEN).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            operations += 1;
+            let mut url = path.clone();
+            let mut query = Vec::new();
+            for param in operation["parameters"].as_array().unwrap() {
+                let (name, example) = (
+                    param["name"].as_str().unwrap(),
+                    param["example"].as_str().unwrap(),
+                );
+                match param["in"].as_str().unwrap() {
+                    "path" => url = url.replace(&format!("{{{name}}}"), example),
+                    _ if param["required"] == true => query.push(format!("{name}={example}")),
+                    _ => {}
+                }
+            }
+            if !query.is_empty() {
+                url = format!("{url}?{}", query.join("&"));
+            }
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let mut request = router.admin_request(method.clone(), &url, Some(TOKEN));
+            if let Some(example) =
+                operation["requestBody"]["content"]["application/json"].get("example")
+            {
+                request = request.json(example);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16().to_string();
+            let documented = &operation["responses"][&status];
+            assert!(
+                documented.is_object(),
+                "{method} {url} answered {status}, not in the document"
+            );
+            let media = documented["content"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                content_type.starts_with(&media),
+                "{method} {url}: {content_type}, documented {media}"
+            );
+            // Without the token, every operation is refused as documented.
+            let refused = router
+                .admin_request(method.clone(), &url, None)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 401, "{method} {url} without a token");
+            assert!(operation["responses"]["401"].is_object());
+        }
+    }
+    assert!(operations >= 12, "{operations} operations documented");
+    let missing = router
+        .admin_request(reqwest::Method::GET, "/api/v1/nothing-here", Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
