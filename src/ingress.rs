@@ -78,6 +78,10 @@ async fn publish(
         }
         Err(problem) => {
             Metrics::add(&metrics.events_rejected, 1);
+            Metrics::add(
+                &metrics.events_rejected_by_reason[crate::metrics::reject_reason(problem.kind)],
+                1,
+            );
             if problem.status >= 500 {
                 tracing::error!(status = problem.status, detail = %problem.detail, "Ingest failed.");
             } else {

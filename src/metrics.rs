@@ -3,12 +3,32 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Why ingest refused a request: the problem type's last segment, `_` for `-`.
+pub const REJECT_REASONS: [&str; 5] = [
+    "invalid_event",
+    "unsupported_media_type",
+    "payload_too_large",
+    "unavailable",
+    "other",
+];
+
+/// The index in [`REJECT_REASONS`] of a problem type URN.
+pub fn reject_reason(kind: &str) -> usize {
+    let last = kind.rsplit(':').next().unwrap_or("").replace('-', "_");
+    REJECT_REASONS
+        .iter()
+        .position(|reason| *reason == last)
+        .unwrap_or(REJECT_REASONS.len() - 1)
+}
+
 /// Monotonic counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub events_received: AtomicU64,
     pub events_accepted: AtomicU64,
     pub events_rejected: AtomicU64,
+    /// The same, by [`REJECT_REASONS`].
+    pub events_rejected_by_reason: [AtomicU64; REJECT_REASONS.len()],
     pub events_duplicate: AtomicU64,
     pub events_unrouted: AtomicU64,
     pub deliveries_succeeded: AtomicU64,
@@ -27,5 +47,26 @@ impl Metrics {
     /// Reads `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_reasons_come_from_problem_types() {
+        for (kind, reason) in [
+            ("urn:fanout:problem:invalid-event", "invalid_event"),
+            ("urn:fanout:problem:payload-too-large", "payload_too_large"),
+            (
+                "urn:fanout:problem:unsupported-media-type",
+                "unsupported_media_type",
+            ),
+            ("urn:fanout:problem:unavailable", "unavailable"),
+            ("urn:fanout:problem:something-new", "other"),
+        ] {
+            assert_eq!(REJECT_REASONS[reject_reason(kind)], reason, "{kind}");
+        }
     }
 }

@@ -64,19 +64,9 @@ fn render(state: &AdminState) -> String {
             &metrics.events_accepted,
         ),
         (
-            "fanout_events_rejected_total",
-            "Events refused with a 4xx.",
-            &metrics.events_rejected,
-        ),
-        (
             "fanout_events_duplicate_total",
             "Events already accepted within the dedupe window.",
             &metrics.events_duplicate,
-        ),
-        (
-            "fanout_events_unrouted_total",
-            "Stored events that matched no route.",
-            &metrics.events_unrouted,
         ),
         (
             "fanout_dead_letters_forwarded_total",
@@ -88,6 +78,33 @@ fn render(state: &AdminState) -> String {
         header(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {}", Metrics::get(counter));
     }
+    header(
+        &mut out,
+        "fanout_events_rejected_total",
+        "counter",
+        "Requests refused on POST /events (4xx, or 503 when the store failed), by reason.",
+    );
+    for (reason, counter) in crate::metrics::REJECT_REASONS
+        .iter()
+        .zip(&metrics.events_rejected_by_reason)
+    {
+        let _ = writeln!(
+            out,
+            "fanout_events_rejected_total{{reason=\"{reason}\"}} {}",
+            Metrics::get(counter)
+        );
+    }
+    header(
+        &mut out,
+        "fanout_events_unrouted_total",
+        "counter",
+        "Stored events that matched no route, by reason.",
+    );
+    let _ = writeln!(
+        out,
+        "fanout_events_unrouted_total{{reason=\"no_matching_route\"}} {}",
+        Metrics::get(&metrics.events_unrouted)
+    );
 
     let controls = state.dispatchers.controls();
     let now = store::now_ms();

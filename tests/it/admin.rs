@@ -502,6 +502,10 @@ async fn metrics_move_as_events_flow() {
         before.contains("fanout_events_accepted_total 0"),
         "{before}"
     );
+    let refused = router
+        .publish(serde_json::json!({ "specversion": "1.0", "id": "x" }))
+        .await;
+    assert_eq!(refused.status(), 400);
     assert!(before.contains("# TYPE fanout_attempt_duration_seconds histogram"));
     for index in 0..4 {
         router
@@ -518,6 +522,10 @@ async fn metrics_move_as_events_flow() {
     .await;
     let after = scrape().await;
     assert!(after.contains("fanout_events_accepted_total 4"), "{after}");
+    assert!(
+        after.contains("fanout_events_rejected_total{reason=\"invalid_event\"} 1"),
+        "{after}"
+    );
     assert!(
         after.contains("fanout_deliveries_total{subscriber=\"erp\",outcome=\"delivered\"} 4"),
         "{after}"
