@@ -183,8 +183,11 @@ pub async fn start(
     .run();
     let admin_handle = admin_server.handle();
     let admin_task = tokio::spawn(admin_server);
-    let watcher =
-        tokio::spawn(Arc::clone(&reloader).watch(config.admin.watch_interval, shutdown.clone()));
+    let watcher = tokio::spawn(Arc::clone(&reloader).watch(
+        Reloader::hangup_signal(),
+        config.admin.watch_interval,
+        shutdown.clone(),
+    ));
     let purge_interval = (config.storage.dedupe_window.min(config.storage.retention) / 10)
         .clamp(Duration::from_millis(100), PURGE_INTERVAL);
     let purge = tokio::spawn(purge_loop(store.clone(), purge_interval, shutdown.clone()));

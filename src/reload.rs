@@ -151,17 +151,26 @@ impl Reloader {
         Ok(diff)
     }
 
-    /// Reloads on SIGHUP and, when `interval` is set, whenever the file's modification time or
-    /// size changes. Runs until `shutdown`.
-    pub async fn watch(self: Arc<Self>, interval: Option<Duration>, shutdown: CancellationToken) {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
+    /// Listens for SIGHUP. Call it before announcing that the process serves: until the handler
+    /// is installed, SIGHUP's default action ends the process.
+    pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(signal) => Some(signal),
             Err(error) => {
                 tracing::warn!(error = %error, "Cannot listen for SIGHUP; reload by file change or the admin API.");
                 None
             }
-        };
+        }
+    }
+
+    /// Reloads on SIGHUP (from [`Reloader::hangup_signal`]) and, when `interval` is set, whenever the file's modification time or
+    /// size changes. Runs until `shutdown`.
+    pub async fn watch(
+        self: Arc<Self>,
+        mut hangup: Option<tokio::signal::unix::Signal>,
+        interval: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
         let period = interval.unwrap_or(Duration::from_secs(3600));
         loop {
             tokio::select! {

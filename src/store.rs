@@ -609,7 +609,7 @@ impl Store {
         self.inner
             .attempts
             .scan_prefix(prefix)
-            .map(|entry| records::decode(&entry?.1))
+            .map(|entry| records::decode_attempt(&entry?.1))
             .collect()
     }
 

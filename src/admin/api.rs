@@ -59,6 +59,7 @@ fn route(method: &str, path: &str) -> actix_web::Route {
         ("delete", "/api/v1/dead-letters") => web::delete().to(purge_dead_letters),
         ("post", "/api/v1/dead-letters/replay") => web::post().to(replay_dead_letters),
         ("get", "/api/v1/jobs/{id}") => web::get().to(job),
+        ("get", "/api/v1/reload") => web::get().to(reload_status),
         ("post", "/api/v1/reload") => web::post().to(reload),
         // A documented operation without a handler: caught by the unit test below.
         _ => web::route().to(not_found),
@@ -283,6 +284,11 @@ fn event_view(
                     "latency_ms": attempt.latency_us as f64 / 1000.0,
                     "error": attempt.error,
                     "response_excerpt": attempt.response_excerpt,
+                    "response_headers": attempt
+                        .response_headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), serde_json::Value::from(value.clone())))
+                        .collect::<serde_json::Map<_, _>>(),
                 })
             })
             .collect();
@@ -741,6 +747,13 @@ async fn job(state: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
 // ---------------------------------------------------------------------------------------------
 // Reload
 
+async fn reload_status(state: web::Data<AdminState>) -> HttpResponse {
+    let status = state.reloader.status().map(|status| {
+        serde_json::json!({ "at": time(status.at_ms), "ok": status.ok, "errors": status.errors })
+    });
+    HttpResponse::Ok().json(serde_json::json!({ "last": status }))
+}
+
 async fn reload(state: web::Data<AdminState>) -> HttpResponse {
     let reloader = Arc::clone(&state.reloader);
     match web::block(move || reloader.reload()).await {
@@ -792,6 +805,7 @@ mod tests {
                     | ("delete", "/api/v1/dead-letters")
                     | ("post", "/api/v1/dead-letters/replay")
                     | ("get", "/api/v1/jobs/{id}")
+                    | ("get", "/api/v1/reload")
                     | ("post", "/api/v1/reload")
             );
             assert!(

@@ -276,6 +276,15 @@ pub const OPERATIONS: &[Operation] = &[
         responses: &[(200, "The job"), (404, "No such job"), AUTH],
     },
     Operation {
+        method: "get",
+        path: "/api/v1/reload",
+        id: "reloadStatus",
+        summary: "The last reload (file watch, SIGHUP or API), with its errors until a valid file arrives",
+        params: &[],
+        body: None,
+        responses: &[(200, "The last reload, or null before the first"), AUTH],
+    },
+    Operation {
         method: "post",
         path: "/api/v1/reload",
         id: "reload",

@@ -439,6 +439,7 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
                 error: None,
                 latency_us: micros(response.latency),
                 response_excerpt: response.excerpt,
+                response_headers: response.headers,
             },
         ),
         Err(error) => {
@@ -455,6 +456,7 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
                     error: Some(error),
                     latency_us: micros(started.elapsed()),
                     response_excerpt: None,
+                    response_headers: Vec::new(),
                 },
             )
         }

@@ -8,6 +8,18 @@ use bytes::Bytes;
 /// Most bytes of a response body kept for the attempt log.
 pub const EXCERPT_LIMIT: usize = 4096;
 
+/// Response headers kept in the attempt log of a failed attempt: the ones that explain it.
+pub const RECORDED_HEADERS: [&str; 8] = [
+    "retry-after",
+    "content-type",
+    "location",
+    "www-authenticate",
+    "x-request-id",
+    "request-id",
+    "x-correlation-id",
+    "server",
+];
+
 /// A subscriber's answer.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -15,6 +27,8 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// The start of the body of a non-2xx answer, lossily decoded.
     pub excerpt: Option<String>,
+    /// [`RECORDED_HEADERS`] present in a non-2xx answer.
+    pub headers: Vec<(String, String)>,
     pub latency: Duration,
 }
 
@@ -84,6 +98,17 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let headers = if (200..300).contains(&status) {
+            Vec::new()
+        } else {
+            RECORDED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    let value = response.headers().get(*name)?.to_str().ok()?;
+                    Some(((*name).to_owned(), value.chars().take(256).collect()))
+                })
+                .collect()
+        };
         // Read a small body so the connection can be reused, and keep it for failures.
         let mut excerpt = Vec::new();
         while excerpt.len() < EXCERPT_LIMIT {
@@ -100,6 +125,7 @@ impl Sender {
             status,
             retry_after,
             excerpt,
+            headers,
             latency,
         })
     }

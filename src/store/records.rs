@@ -121,6 +121,36 @@ pub struct AttemptRecord {
     pub latency_us: u64,
     /// The start of the response body (failures only), at most 4 KiB.
     pub response_excerpt: Option<String>,
+    /// The response headers that explain an answer (failures only; see
+    /// `delivery::sender::RECORDED_HEADERS`). Added after the first layout: see [`decode_attempt`].
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// The first layout of [`AttemptRecord`], without `response_headers`.
+#[derive(Deserialize)]
+struct AttemptRecordV1 {
+    at_ms: u64,
+    status: Option<u16>,
+    error: Option<String>,
+    latency_us: u64,
+    response_excerpt: Option<String>,
+}
+
+/// Decodes an attempt in the current layout, or in the first one (postcard is not
+/// self-describing: a V1 record ends where the current layout expects the header list, so it
+/// fails to decode as the current one and is read as V1).
+pub fn decode_attempt(bytes: &[u8]) -> Result<AttemptRecord, StoreError> {
+    decode::<AttemptRecord>(bytes).or_else(|error| {
+        let v1: AttemptRecordV1 = postcard::from_bytes(bytes).map_err(|_| error)?;
+        Ok(AttemptRecord {
+            at_ms: v1.at_ms,
+            status: v1.status,
+            error: v1.error,
+            latency_us: v1.latency_us,
+            response_excerpt: v1.response_excerpt,
+            response_headers: Vec::new(),
+        })
+    })
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

@@ -251,6 +251,7 @@ async fn purges_expired_dedupe_entries_and_events() {
         error: None,
         latency_us: 5,
         response_excerpt: None,
+        response_headers: Vec::new(),
     };
     store
         .record_attempt(subscriber, EventSeq(1), &attempt)
@@ -321,4 +322,40 @@ async fn large_events_round_trip_through_sled_blobs() {
             .expect("the event is there");
         assert_eq!(stored.event.data_bytes().len(), pad.len() + 10);
     }
+}
+
+/// Attempt records written before `response_headers` existed still decode.
+#[test]
+fn attempts_of_the_first_layout_still_decode() {
+    #[derive(serde::Serialize)]
+    struct V1 {
+        at_ms: u64,
+        status: Option<u16>,
+        error: Option<String>,
+        latency_us: u64,
+        response_excerpt: Option<String>,
+    }
+    let old = postcard::to_allocvec(&V1 {
+        at_ms: 7,
+        status: Some(503),
+        error: None,
+        latency_us: 9,
+        response_excerpt: Some("busy".into()),
+    })
+    .unwrap();
+    let decoded = records::decode_attempt(&old).unwrap();
+    assert_eq!(
+        (decoded.at_ms, decoded.status, decoded.latency_us),
+        (7, Some(503), 9)
+    );
+    assert_eq!(decoded.response_excerpt.as_deref(), Some("busy"));
+    assert!(decoded.response_headers.is_empty());
+    let new = AttemptRecord {
+        response_headers: vec![("retry-after".into(), "5".into())],
+        ..decoded
+    };
+    assert_eq!(
+        records::decode_attempt(&records::encode(&new).unwrap()).unwrap(),
+        new
+    );
 }

@@ -95,7 +95,7 @@ async fn dead_letters_are_listed_replayed_after_recovery_and_purged() {
         if flag.load(std::sync::atomic::Ordering::SeqCst) {
             Reply::ok()
         } else {
-            Reply::status(503)
+            Reply::status(503).with_header("x-request-id", "req-42")
         }
     })
     .await;
@@ -158,6 +158,10 @@ async fn dead_letters_are_listed_replayed_after_recovery_and_purged() {
     assert_eq!(delivery["state"], "dead");
     assert_eq!(delivery["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(delivery["attempts"][0]["status"], 503);
+    assert_eq!(
+        delivery["attempts"][0]["response_headers"]["x-request-id"],
+        "req-42"
+    );
 
     // Dry run first: nothing moves.
     let (status, plan) = router
@@ -391,6 +395,15 @@ async fn a_changed_routes_file_is_reloaded_by_the_watch() {
         router.reloader().status().is_some_and(|status| !status.ok)
     })
     .await;
+    let last = router.admin_get("/api/v1/reload", TOKEN).await;
+    assert_eq!(last["last"]["ok"], false);
+    assert!(
+        last["last"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("nobody"),
+        "{last}"
+    );
     router
         .publish(event("com.example.shop.price.changed", "w-2"))
         .await;

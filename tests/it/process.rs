@@ -387,3 +387,49 @@ fn match_explains_which_routes_an_event_reaches() {
     assert!(!ok);
     assert!(err.contains("source"), "{err}");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_routes_file() {
+    let receiver = TestReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("routes.yaml");
+    let token = "process-admin-token-654321";
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "admin: {{ token: {token}, watch_interval: 0s }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\n{extra}routes:\n  - name: all\n    to: [warehouse]\n",
+                receiver.url
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    let process = Process::start(&config, &dir.path().join("data"));
+    write(&format!("  erp: {{ url: '{}' }}\n", receiver.url));
+    process.signal("HUP");
+    let http = client();
+    let admin = process.admin.clone();
+    let names = || async {
+        let value: serde_json::Value = http
+            .get(format!("{admin}/api/v1/subscribers"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        value["subscribers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|subscriber| subscriber["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !names().await.contains(&"erp".to_owned()) {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
