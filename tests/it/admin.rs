@@ -743,3 +743,28 @@ async fn the_openapi_document_matches_what_is_served() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn a_changed_url_applies_to_the_next_attempt() {
+    let old = TestReceiver::start().await;
+    let new = TestReceiver::start().await;
+    let router = TestRouter::start(&routes(&old.url, &old.url, "")).await;
+    router
+        .publish(event("com.example.shop.order.created", "u-1"))
+        .await;
+    old.wait_for(1).await;
+    router.write_routes(&routes(&new.url, &old.url, ""));
+    let (status, body) = router
+        .admin_post("/api/v1/reload", TOKEN, serde_json::Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["diff"]["subscribers_changed"],
+        serde_json::json!(["erp"])
+    );
+    router
+        .publish(event("com.example.shop.order.created", "u-2"))
+        .await;
+    assert_eq!(new.wait_for(1).await[0].event_id(), "u-2");
+    assert_eq!(old.count(), 1);
+}
