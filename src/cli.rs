@@ -10,11 +10,12 @@ use anyhow::{bail, Context as _};
 
 use crate::config::{self, EnvLookup};
 
-/// Where the admin API is and how to authenticate.
+/// Where the admin API is and how to authenticate, with one HTTP client for every call.
 pub struct Admin {
-    pub url: String,
-    pub token: Option<String>,
-    pub json: bool,
+    url: String,
+    token: Option<String>,
+    json: bool,
+    client: reqwest::Client,
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -25,6 +26,17 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 impl Admin {
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(url: String, token: Option<String>, json: bool) -> anyhow::Result<Admin> {
+        Ok(Admin {
+            url,
+            token,
+            json,
+            client: client()?,
+        })
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -32,7 +44,7 @@ impl Admin {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
-        let mut request = client()?.request(method, &url);
+        let mut request = self.client.request(method, &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -63,6 +63,15 @@ pub struct AdminConfig {
     pub watch_interval: Option<Duration>,
 }
 
+impl AdminConfig {
+    /// The one rule of an admin listener: off loopback, it needs a token. Checked when the file
+    /// is compiled and again when `--admin-listen` overrides the address.
+    pub fn missing_token(listen: SocketAddr, token: Option<&str>) -> Option<String> {
+        (token.is_none() && !listen.ip().is_loopback())
+            .then(|| format!("is required when admin.listen ({listen}) is not a loopback address"))
+    }
+}
+
 /// When ingest acknowledges an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -163,6 +163,13 @@ impl Dispatchers {
         Ok(())
     }
 
+    /// Makes every dispatcher look at its queue again (an operator queued retries).
+    pub fn wake_all(&self) {
+        for control in self.controls() {
+            control.wake();
+        }
+    }
+
     /// Waits for every dispatcher (after shutdown fired).
     pub async fn join(&self) {
         let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("lock"));

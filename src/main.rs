@@ -114,12 +114,8 @@ struct AdminArgs {
 }
 
 impl AdminArgs {
-    fn admin(self) -> fanout::cli::Admin {
-        fanout::cli::Admin {
-            url: self.url,
-            token: self.token,
-            json: self.json,
-        }
+    fn admin(self) -> anyhow::Result<fanout::cli::Admin> {
+        fanout::cli::Admin::new(self.url, self.token, self.json)
     }
 }
 
@@ -232,14 +228,14 @@ fn main() -> ExitCode {
             data,
             url,
         } => client(fanout::cli::publish(&url, &ty, &source, id, subject, data)),
-        Command::Status { admin } => client(async move { admin.admin().status().await }),
-        Command::Reload { admin } => client(async move { admin.admin().reload().await }),
+        Command::Status { admin } => client(async move { admin.admin()?.status().await }),
+        Command::Reload { admin } => client(async move { admin.admin()?.reload().await }),
         Command::Events {
             command: EventsCommand::Show { id, source, admin },
-        } => client(async move { admin.admin().show_event(&id, &source).await }),
+        } => client(async move { admin.admin()?.show_event(&id, &source).await }),
         Command::DeadLetters { command } => match command {
             DeadLettersCommand::List { filters, admin } => {
-                client(async move { admin.admin().list_dead_letters(&filters.pairs()).await })
+                client(async move { admin.admin()?.list_dead_letters(&filters.pairs()).await })
             }
             DeadLettersCommand::Replay {
                 filters,
@@ -248,7 +244,7 @@ fn main() -> ExitCode {
                 admin,
             } => client(async move {
                 admin
-                    .admin()
+                    .admin()?
                     .dead_letter_action(false, &filters.pairs(), &ids, dry_run)
                     .await
             }),
@@ -258,7 +254,7 @@ fn main() -> ExitCode {
                 admin,
             } => client(async move {
                 admin
-                    .admin()
+                    .admin()?
                     .dead_letter_action(true, &filters.pairs(), &[], dry_run)
                     .await
             }),
@@ -285,8 +281,11 @@ fn main() -> ExitCode {
                 loaded.server.listen = listen;
             }
             if let Some(admin_listen) = admin_listen {
-                if !admin_listen.ip().is_loopback() && loaded.admin.token.is_none() {
-                    eprintln!("--admin-listen {admin_listen} is not a loopback address: set admin.token in the routes file");
+                if let Some(message) = fanout::config::AdminConfig::missing_token(
+                    admin_listen,
+                    loaded.admin.token.as_deref(),
+                ) {
+                    eprintln!("--admin-listen: admin.token {message}");
                     return ExitCode::FAILURE;
                 }
                 loaded.admin.listen = admin_listen;

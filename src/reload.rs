@@ -206,52 +206,56 @@ fn fingerprint(subscriber: &SubscriberConfig) -> String {
     format!("{subscriber:?} {keys:?}")
 }
 
+/// (added, removed, changed) names between two name → fingerprint maps.
+fn changes(
+    old: &BTreeMap<&str, String>,
+    new: &BTreeMap<&str, String>,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
+    for (name, print) in new {
+        match old.get(name) {
+            None => added.push((*name).to_owned()),
+            Some(before) if before != print => changed.push((*name).to_owned()),
+            Some(_) => {}
+        }
+    }
+    let removed = old
+        .keys()
+        .filter(|name| !new.contains_key(*name))
+        .map(|name| (*name).to_owned())
+        .collect();
+    (added, removed, changed)
+}
+
+fn subscribers(config: &Config) -> BTreeMap<&str, String> {
+    config
+        .subscribers
+        .iter()
+        .map(|subscriber| (subscriber.name.as_str(), fingerprint(subscriber)))
+        .collect()
+}
+
+fn routes(config: &Config) -> BTreeMap<&str, String> {
+    config
+        .routes
+        .iter()
+        .map(|route| (route.name.as_str(), format!("{route:?}")))
+        .collect()
+}
+
 fn diff(old: &Config, new: &Config) -> Diff {
-    let mut diff = Diff::default();
-    let old_subs: BTreeMap<&str, String> = old
-        .subscribers
-        .iter()
-        .map(|s| (s.name.as_str(), fingerprint(s)))
-        .collect();
-    let new_subs: BTreeMap<&str, String> = new
-        .subscribers
-        .iter()
-        .map(|s| (s.name.as_str(), fingerprint(s)))
-        .collect();
-    for (name, print) in &new_subs {
-        match old_subs.get(name) {
-            None => diff.subscribers_added.push((*name).to_owned()),
-            Some(old) if old != print => diff.subscribers_changed.push((*name).to_owned()),
-            Some(_) => {}
-        }
-    }
-    diff.subscribers_removed = old_subs
-        .keys()
-        .filter(|name| !new_subs.contains_key(*name))
-        .map(|name| (*name).to_owned())
-        .collect();
-    let old_routes: BTreeMap<&str, String> = old
-        .routes
-        .iter()
-        .map(|r| (r.name.as_str(), format!("{r:?}")))
-        .collect();
-    let new_routes: BTreeMap<&str, String> = new
-        .routes
-        .iter()
-        .map(|r| (r.name.as_str(), format!("{r:?}")))
-        .collect();
-    for (name, print) in &new_routes {
-        match old_routes.get(name) {
-            None => diff.routes_added.push((*name).to_owned()),
-            Some(old) if old != print => diff.routes_changed.push((*name).to_owned()),
-            Some(_) => {}
-        }
-    }
-    diff.routes_removed = old_routes
-        .keys()
-        .filter(|name| !new_routes.contains_key(*name))
-        .map(|name| (*name).to_owned())
-        .collect();
+    let (subscribers_added, subscribers_removed, subscribers_changed) =
+        changes(&subscribers(old), &subscribers(new));
+    let (routes_added, routes_removed, routes_changed) = changes(&routes(old), &routes(new));
+    let mut diff = Diff {
+        subscribers_added,
+        subscribers_removed,
+        subscribers_changed,
+        routes_added,
+        routes_removed,
+        routes_changed,
+        restart_required: Vec::new(),
+    };
     if format!("{:?}", old.storage) != format!("{:?}", new.storage) {
         diff.restart_required.push("storage".into());
     }

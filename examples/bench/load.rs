@@ -2,7 +2,7 @@
 //! loop (a fixed arrival rate) for latency, with coordinated-omission correction: each request's
 //! latency is measured from when it was due, not from when it could be sent.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,16 @@ impl LoadResult {
     pub fn rate(&self) -> f64 {
         self.accepted as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Acknowledgement latency at `quantile`, in milliseconds.
+    pub fn ack_ms(&self, quantile: f64) -> f64 {
+        ms(&self.ack_latency, quantile)
+    }
+}
+
+/// A latency histogram (nanoseconds) at `quantile`, in milliseconds.
+pub fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1e6
 }
 
 pub struct Load {
@@ -75,23 +85,21 @@ impl Load {
         let accepted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let issued = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
         let latency = Arc::new(Mutex::new(histogram()));
         let started = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..connections {
-            let (load, accepted, failed, issued, stop, latency) = (
+            let (load, accepted, failed, issued, latency) = (
                 Arc::clone(self),
                 Arc::clone(&accepted),
                 Arc::clone(&failed),
                 Arc::clone(&issued),
-                Arc::clone(&stop),
                 Arc::clone(&latency),
             );
             tasks.push(tokio::spawn(async move {
                 let mut local = histogram();
                 let mut sequence = 0u64;
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
+                while started.elapsed() < duration {
                     if let Some(limit) = limit {
                         if issued.fetch_add(1, Ordering::Relaxed) >= limit {
                             break;
@@ -113,7 +121,6 @@ impl Load {
         for task in tasks {
             task.await.unwrap();
         }
-        stop.store(true, Ordering::Relaxed);
         let elapsed = started.elapsed();
         let ack_latency = latency.lock().unwrap().clone();
         LoadResult {

@@ -338,7 +338,7 @@ impl Bench {
         let result = load.open_loop(rate, self.args.duration).await;
         let _ = child.kill();
         let _ = child.wait();
-        Ok(result.ack_latency.value_at_quantile(0.99) as f64 / 1e6)
+        Ok(result.ack_ms(0.99))
     }
 
     fn b3(&self) -> anyhow::Result<f64> {
@@ -419,11 +419,11 @@ impl Bench {
                     .closed_loop(self.args.connections, self.args.duration, None)
                     .await;
                 rates.push(closed.rate());
-                p99_full.push(closed.ack_latency.value_at_quantile(0.99) as f64 / 1e6);
+                p99_full.push(closed.ack_ms(0.99));
                 let open = load
                     .open_loop(closed.rate() * 0.5, self.args.duration)
                     .await;
-                p99_half.push(open.ack_latency.value_at_quantile(0.99) as f64 / 1e6);
+                p99_half.push(open.ack_ms(0.99));
                 b2_p99.push(self.b2_open_p99(closed.rate() * 0.5, size).await?);
                 if closed.failed + open.failed > 0 {
                     bail!("ingest: {} requests failed", closed.failed + open.failed);
@@ -508,9 +508,9 @@ impl Bench {
                     self.expect_delivered(open.accepted, Duration::from_secs(120))
                         .await?;
                     let latency = self.receiver.latency();
-                    p50.push(latency.value_at_quantile(0.5) as f64 / 1e6);
-                    p99.push(latency.value_at_quantile(0.99) as f64 / 1e6);
-                    p999.push(latency.value_at_quantile(0.999) as f64 / 1e6);
+                    p50.push(load::ms(&latency, 0.5));
+                    p99.push(load::ms(&latency, 0.99));
+                    p999.push(load::ms(&latency, 0.999));
                     router.stop();
                 }
                 self.report.latency(
@@ -575,7 +575,7 @@ impl Bench {
                 self.receiver.reset();
                 let open = load.open_loop(rate, self.args.duration).await;
                 self.wait_ok(open.accepted * healthy_count).await?;
-                p99.push(self.receiver.latency().value_at_quantile(0.99) as f64 / 1e6);
+                p99.push(load::ms(&self.receiver.latency(), 0.99));
                 router.stop();
             }
             self.report

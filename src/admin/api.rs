@@ -112,7 +112,21 @@ pub(super) fn time(ms: u64) -> String {
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-pub(super) fn parse_time(field: &str, text: &str) -> Result<u64, String> {
+/// `since` and `until` (RFC 3339) as a half-open range of milliseconds; open ends when absent.
+pub(super) fn time_range(since: Option<&str>, until: Option<&str>) -> Result<(u64, u64), String> {
+    Ok((
+        since
+            .map(|text| parse_time("since", text))
+            .transpose()?
+            .unwrap_or(0),
+        until
+            .map(|text| parse_time("until", text))
+            .transpose()?
+            .unwrap_or(u64::MAX),
+    ))
+}
+
+fn parse_time(field: &str, text: &str) -> Result<u64, String> {
     humantime::parse_rfc3339_weak(text)
         .ok()
         .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
@@ -377,20 +391,11 @@ impl Matcher {
             ),
             None => None,
         };
+        let (since, until) = time_range(filter.since.as_deref(), filter.until.as_deref())?;
         Ok(Matcher {
             subscriber,
-            since: filter
-                .since
-                .as_deref()
-                .map(|text| parse_time("since", text))
-                .transpose()?
-                .unwrap_or(0),
-            until: filter
-                .until
-                .as_deref()
-                .map(|text| parse_time("until", text))
-                .transpose()?
-                .unwrap_or(u64::MAX),
+            since,
+            until,
             status: filter.status,
             reason: filter.reason.clone(),
         })
@@ -633,8 +638,13 @@ async fn run_action(
             serde_json::json!({ "dry_run": true, "action": verb, "matched": selected.len() }),
         );
     }
-    let job = state.jobs.create(verb, selected.len() as u64);
     let total = selected.len();
+    // Only a background job is registered (and reported under /api/v1/jobs).
+    let job = if total <= INLINE_LIMIT {
+        Arc::new(Job::new(0, verb, total as u64))
+    } else {
+        state.jobs.create(verb, total as u64)
+    };
     let worker_state = Arc::clone(&state);
     let worker_job = Arc::clone(&job);
     let work = move || apply_action(&worker_state, &selected, action, &worker_job);
@@ -678,17 +688,10 @@ fn apply_action(
         done += u64::from(changed);
         job.done.fetch_add(1, Ordering::Relaxed);
     }
-    state.store.flush_changes()?;
+    state.store.flush()?;
     if matches!(action, Action::Replay) {
-        // Wake the dispatchers whose retries just became due.
-        for control in state.dispatchers.controls() {
-            if selected
-                .iter()
-                .any(|(subscriber, _)| *subscriber == control.id)
-            {
-                control.wake();
-            }
-        }
+        // The replayed retries are due now.
+        state.dispatchers.wake_all();
     }
     job.finished.store(true, Ordering::SeqCst);
     Ok(done)
@@ -714,17 +717,24 @@ pub struct Jobs {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
 }
 
-impl Jobs {
-    fn create(&self, action: &'static str, total: u64) -> Arc<Job> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let job = Arc::new(Job {
+impl Job {
+    fn new(id: u64, action: &'static str, total: u64) -> Job {
+        Job {
             id,
             action,
             total,
             done: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             error: Mutex::new(None),
-        });
+        }
+    }
+}
+
+impl Jobs {
+    /// A background job, registered so that its progress can be asked for.
+    fn create(&self, action: &'static str, total: u64) -> Arc<Job> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Job::new(id, action, total));
         self.jobs.lock().expect("lock").insert(id, Arc::clone(&job));
         job
     }

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::api::{json_answer, names, parse_time, problem, store_error, time};
+use super::api::{json_answer, names, problem, store_error, time, time_range};
 use super::AdminState;
 use crate::ids::{EventSeq, SubscriberId};
 use crate::store::{self, StoreError};
@@ -96,19 +96,6 @@ pub async fn search(
     })
     .await;
     json_answer(result)
-}
-
-fn time_range(since: Option<&str>, until: Option<&str>) -> Result<(u64, u64), String> {
-    Ok((
-        since
-            .map(|text| parse_time("since", text))
-            .transpose()?
-            .unwrap_or(0),
-        until
-            .map(|text| parse_time("until", text))
-            .transpose()?
-            .unwrap_or(u64::MAX),
-    ))
 }
 
 #[derive(Deserialize)]
@@ -211,10 +198,8 @@ fn replay_range(
         }
     }
     if !dry_run {
-        state.store.flush_changes()?;
-        for control in state.dispatchers.controls() {
-            control.wake();
-        }
+        state.store.flush()?;
+        state.dispatchers.wake_all();
     }
     Ok((matched, queued))
 }

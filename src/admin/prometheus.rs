@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 
 use super::api::PENDING_SCAN_LIMIT;
 use super::AdminState;
-use crate::delivery::control::{Histogram, LATENCY_BUCKETS};
+use crate::delivery::control::{Control, Histogram, LATENCY_BUCKETS};
 use crate::metrics::Metrics;
 use crate::store;
 
@@ -20,6 +20,9 @@ pub async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
     }
 }
+
+/// Reads one counter of a subscriber.
+type ReadCounter = fn(&Control) -> u64;
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -131,31 +134,23 @@ fn render(state: &AdminState) -> String {
             control.dead_lettered.load(Ordering::Relaxed)
         );
     }
-    header(
-        &mut out,
-        "fanout_attempts_failed_total",
-        "counter",
-        "Failed delivery attempts by subscriber.",
-    );
-    for (control, name) in controls.iter().zip(&names) {
-        let _ = writeln!(
-            out,
-            "fanout_attempts_failed_total{{subscriber=\"{name}\"}} {}",
-            control.failed_attempts.load(Ordering::Relaxed)
-        );
-    }
-    header(
-        &mut out,
-        "fanout_retries_scheduled_total",
-        "counter",
-        "Retries scheduled by subscriber.",
-    );
-    for (control, name) in controls.iter().zip(&names) {
-        let _ = writeln!(
-            out,
-            "fanout_retries_scheduled_total{{subscriber=\"{name}\"}} {}",
-            control.retries_scheduled.load(Ordering::Relaxed)
-        );
+    let per_subscriber: [(&str, &str, ReadCounter); 2] = [
+        (
+            "fanout_attempts_failed_total",
+            "Failed delivery attempts by subscriber.",
+            |control| control.failed_attempts.load(Ordering::Relaxed),
+        ),
+        (
+            "fanout_retries_scheduled_total",
+            "Retries scheduled by subscriber.",
+            |control| control.retries_scheduled.load(Ordering::Relaxed),
+        ),
+    ];
+    for (metric, help, value) in per_subscriber {
+        header(&mut out, metric, "counter", help);
+        for (control, name) in controls.iter().zip(&names) {
+            let _ = writeln!(out, "{metric}{{subscriber=\"{name}\"}} {}", value(control));
+        }
     }
 
     let mut depth = String::new();

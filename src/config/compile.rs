@@ -255,11 +255,8 @@ fn admin(raw: &super::raw::RawAdmin, errors: &mut Errors) -> AdminConfig {
             .expect("the default admin address parses")
     });
     let token = raw.token.clone().filter(|token| !token.is_empty());
-    if token.is_none() && !listen.ip().is_loopback() {
-        errors.push((
-            "admin.token".into(),
-            format!("is required when admin.listen ({listen}) is not a loopback address"),
-        ));
+    if let Some(message) = AdminConfig::missing_token(listen, token.as_deref()) {
+        errors.push(("admin.token".into(), message));
     }
     if token.as_ref().is_some_and(|token| token.len() < 16) {
         errors.push((

@@ -257,16 +257,6 @@ impl Store {
         Ok(existed)
     }
 
-    /// Flushes the operator's changes (replays, purges) to disk.
-    ///
-    /// # Errors
-    /// The flush failed.
-    pub fn flush_changes(&self) -> Result<(), StoreError> {
-        self.inner.deliveries.flush()?;
-        self.inner.events.flush()?;
-        Ok(())
-    }
-
     /// Retained events from `after` (exclusive) on, in accept order, at most `scan_limit` looked
     /// at. Returns the events and the last seq looked at.
     ///

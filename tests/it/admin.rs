@@ -223,28 +223,16 @@ async fn dead_letters_are_listed_replayed_after_recovery_and_purged() {
         router.store.dead_letters(erp_id).unwrap().len() == 1
     })
     .await;
-    let response = router
-        .admin_request(
-            reqwest::Method::DELETE,
-            "/api/v1/dead-letters?subscriber=erp&dry_run=true",
-            Some(TOKEN),
-        )
-        .send()
-        .await
-        .unwrap();
-    let plan: serde_json::Value = response.json().await.unwrap();
+    let (status, plan) = router
+        .admin_delete("/api/v1/dead-letters?subscriber=erp&dry_run=true", TOKEN)
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(plan["matched"], 1);
     assert_eq!(router.store.dead_letters(erp_id).unwrap().len(), 1);
-    let response = router
-        .admin_request(
-            reqwest::Method::DELETE,
-            "/api/v1/dead-letters?subscriber=erp",
-            Some(TOKEN),
-        )
-        .send()
-        .await
-        .unwrap();
-    let done: serde_json::Value = response.json().await.unwrap();
+    let (status, done) = router
+        .admin_delete("/api/v1/dead-letters?subscriber=erp", TOKEN)
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(done["done"], 1);
     assert!(router.store.dead_letters(erp_id).unwrap().is_empty());
 }

@@ -127,6 +127,17 @@ impl TestRouter {
         response.json().await.unwrap()
     }
 
+    /// DELETE on the admin API with `token`: (status, JSON body).
+    pub async fn admin_delete(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .admin_request(reqwest::Method::DELETE, path, Some(token))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// POST of JSON on the admin API with `token`: (status, JSON body).
     pub async fn admin_post(
         &self,
