@@ -1,7 +1,8 @@
 //! The operator side, on its own listener (`admin.listen`, loopback by default) so the public
 //! ingest port never exposes it: the JSON API under `/api/v1`, Prometheus `/metrics`, and
-//! `/healthz` and `/readyz`. Everything but the health checks needs `Authorization: Bearer
-//! <admin.token>` when a token is configured, compared in constant time.
+//! `/healthz` and `/readyz`, and the dashboard at `/ui`. Everything but the health checks and the
+//! dashboard's static files needs `Authorization: Bearer <admin.token>` when a token is
+//! configured, compared in constant time (the dashboard sends it from its login form).
 //!
 //! The handlers only translate HTTP to calls on the store, the dispatchers' controls and the
 //! reloader; they never bypass the store's API.
@@ -10,6 +11,10 @@ mod api;
 mod archive;
 pub mod openapi;
 mod prometheus;
+mod routes;
+pub mod stats;
+mod subscribers;
+mod ui;
 
 use std::sync::Arc;
 
@@ -38,6 +43,8 @@ pub struct AdminState {
     pub token_digest: Option<[u8; 32]>,
     pub shutdown: CancellationToken,
     pub jobs: Jobs,
+    /// The last minutes of counters, for the dashboard's chart.
+    pub sampler: Arc<stats::Sampler>,
 }
 
 impl AdminState {
@@ -51,6 +58,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/healthz").route(web::get().to(health)))
         .service(web::resource("/readyz").route(web::get().to(ready)))
+        .configure(ui::configure)
         .service(
             web::scope("")
                 .wrap(from_fn(authorize))

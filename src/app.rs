@@ -162,6 +162,12 @@ pub async fn start(
     let server_task = tokio::spawn(server);
 
     let admin_addr = admin_listener.local_addr()?;
+    let sampler = Arc::new(admin::stats::Sampler::default());
+    let sampling = tokio::spawn(Arc::clone(&sampler).run(
+        Arc::clone(&metrics),
+        admin::stats::SAMPLE_INTERVAL,
+        shutdown.clone(),
+    ));
     let admin_state = web::Data::new(AdminState {
         store: store.clone(),
         dispatchers: Arc::clone(&dispatchers),
@@ -170,6 +176,7 @@ pub async fn start(
         token_digest: AdminState::token_digest(config.admin.token.as_deref()),
         shutdown: shutdown.clone(),
         jobs: admin::Jobs::default(),
+        sampler,
     });
     let admin_server = HttpServer::new(move || {
         App::new()
@@ -203,6 +210,7 @@ pub async fn start(
         joined.join().await;
         let _ = purge.await;
         let _ = watcher.await;
+        let _ = sampling.await;
         admin_handle.stop(true).await;
         let _ = admin_task.await;
         final_store.flush().context("final flush failed")?;

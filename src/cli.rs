@@ -444,33 +444,22 @@ pub fn match_event(
                 .join("; ")
         )
     })?;
+    let (verdicts, reached) = crate::routing::explain(&config.routes, &event);
     let mut out = String::new();
-    let mut reached: Vec<&str> = Vec::new();
-    for route in &config.routes {
-        let (matched, lines) = match &route.filter {
-            None => (true, vec!["  ✓ no filters: matches every event".to_owned()]),
-            Some(filter) => {
-                let mut lines = Vec::new();
-                let matched = filter.explain(&event, 1, &mut lines);
-                (matched, lines)
-            }
-        };
+    for verdict in verdicts {
         let _ = writeln!(
             out,
             "{} route {} -> {}",
-            if matched { "MATCH   " } else { "no match" },
-            route.name,
-            route.to.join(", ")
+            if verdict.matched {
+                "MATCH   "
+            } else {
+                "no match"
+            },
+            verdict.route,
+            verdict.to.join(", ")
         );
-        for line in lines {
-            let _ = writeln!(out, "{line}");
-        }
-        if matched {
-            for name in &route.to {
-                if !reached.contains(&name.as_str()) {
-                    reached.push(name);
-                }
-            }
+        for line in verdict.reasons {
+            let _ = writeln!(out, "  {line}");
         }
     }
     if reached.is_empty() {

@@ -82,6 +82,16 @@ impl Reloader {
         self.routing.load_full()
     }
 
+    /// The routes in force, as configured (names, not ids), for the admin API.
+    pub fn routes(&self) -> Vec<config::RouteConfig> {
+        self.current.lock().expect("lock").routes.clone()
+    }
+
+    /// The routes file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     pub fn status(&self) -> Option<Status> {
         self.status.lock().expect("lock").clone()
     }

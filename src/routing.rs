@@ -80,6 +80,51 @@ impl RoutingTable {
     }
 }
 
+/// How one route judged an event, with a line per filter node (for `fanout match` and the
+/// dashboard's route tester).
+#[derive(Debug, serde::Serialize)]
+pub struct Verdict {
+    pub route: String,
+    pub matched: bool,
+    /// The route's subscribers.
+    pub to: Vec<String>,
+    /// One line per filter node, marked `✓` or `✗`, with the event's actual value.
+    pub reasons: Vec<String>,
+}
+
+/// Judges `event` against every route of a configuration, in file order. Returns each route's
+/// verdict and the subscribers the event would reach, each once, in the order first reached.
+pub fn explain(routes: &[RouteConfig], event: &Event) -> (Vec<Verdict>, Vec<String>) {
+    let mut reached: Vec<String> = Vec::new();
+    let verdicts = routes
+        .iter()
+        .map(|route| {
+            let (matched, reasons) = match &route.filter {
+                None => (true, vec!["✓ no filters: matches every event".to_owned()]),
+                Some(filter) => {
+                    let mut reasons = Vec::new();
+                    let matched = filter.explain(event, 0, &mut reasons);
+                    (matched, reasons)
+                }
+            };
+            if matched {
+                for name in &route.to {
+                    if !reached.contains(name) {
+                        reached.push(name.clone());
+                    }
+                }
+            }
+            Verdict {
+                route: route.name.clone(),
+                matched,
+                to: route.to.clone(),
+                reasons,
+            }
+        })
+        .collect();
+    (verdicts, reached)
+}
+
 impl Route {
     fn matches(&self, event: &Event) -> bool {
         self.filter
@@ -151,5 +196,22 @@ mod tests {
         assert!(RoutingTable::default()
             .subscribers_for(&event("x"))
             .is_empty());
+    }
+
+    #[test]
+    fn explain_gives_each_route_its_reasons() {
+        let routes = [
+            route("orders", Some("com.shop.order."), &["erp", "slack"]),
+            route("prices", Some("com.shop.price."), &["pim"]),
+            route("all", None, &["slack"]),
+        ];
+        let (verdicts, reached) = explain(&routes, &event("com.shop.order.created"));
+        assert_eq!(reached, ["erp", "slack"]);
+        assert!(verdicts[0].matched && !verdicts[1].matched && verdicts[2].matched);
+        assert_eq!(
+            verdicts[1].reasons,
+            ["✗ prefix type \"com.shop.price.\" (event has \"com.shop.order.created\")"]
+        );
+        assert_eq!(verdicts[2].reasons, ["✓ no filters: matches every event"]);
     }
 }

@@ -1,6 +1,6 @@
-//! `/api/v1`: subscribers (list, pause, resume), events (with every delivery and attempt), dead
-//! letters (list, replay, purge; with filters, pagination and dry runs), background jobs, and
-//! reload.
+//! `/api/v1`: registers every operation (subscribers, stats and routes live in their own files)
+//! and serves the rest: events (with every delivery and attempt), dead letters (list, replay,
+//! purge; with filters, pagination and dry runs), background jobs, and reload.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::openapi::OPERATIONS;
 use super::AdminState;
-use crate::delivery::Control;
 use crate::ids::{parse_webhook_id, webhook_id, EventSeq, SubscriberId};
 use crate::ingress::problem::Problem;
 use crate::store::{self, DeadLetter, DeliveryState, Store, StoreError};
@@ -49,15 +48,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
 fn route(method: &str, path: &str) -> actix_web::Route {
     match (method, path) {
         ("get", "/api/v1/openapi.json") => web::get().to(openapi),
-        ("get", "/api/v1/subscribers") => web::get().to(subscribers),
-        ("post", "/api/v1/subscribers/{name}/pause") => web::post().to(pause),
-        ("post", "/api/v1/subscribers/{name}/resume") => web::post().to(resume),
+        ("get", "/api/v1/subscribers") => web::get().to(super::subscribers::list),
+        ("get", "/api/v1/subscribers/{name}") => web::get().to(super::subscribers::detail),
+        ("post", "/api/v1/subscribers/{name}/pause") => web::post().to(super::subscribers::pause),
+        ("post", "/api/v1/subscribers/{name}/resume") => web::post().to(super::subscribers::resume),
+        ("get", "/api/v1/stats") => web::get().to(super::stats::stats),
+        ("get", "/api/v1/routes") => web::get().to(super::routes::table),
+        ("post", "/api/v1/routes/test") => web::post().to(super::routes::test),
         ("get", "/api/v1/events") => web::get().to(super::archive::search),
         ("get", "/api/v1/events/{id}") => web::get().to(event),
         ("post", "/api/v1/replay") => web::post().to(super::archive::replay),
         ("get", "/api/v1/dead-letters") => web::get().to(dead_letters),
         ("delete", "/api/v1/dead-letters") => web::delete().to(purge_dead_letters),
         ("post", "/api/v1/dead-letters/replay") => web::post().to(replay_dead_letters),
+        ("post", "/api/v1/dead-letters/purge") => web::post().to(purge_selected_dead_letters),
         ("get", "/api/v1/jobs/{id}") => web::get().to(job),
         ("get", "/api/v1/reload") => web::get().to(reload_status),
         ("post", "/api/v1/reload") => web::post().to(reload),
@@ -134,112 +138,6 @@ fn parse_time(field: &str, text: &str) -> Result<u64, String> {
         .ok_or_else(|| {
             format!("{field}: {text:?} is not an RFC 3339 time like 2026-11-24T10:00:00Z")
         })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Subscribers
-
-#[derive(Serialize)]
-struct SubscriberView {
-    name: String,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_reason: Option<String>,
-    url: String,
-    /// Deliveries not attempted yet plus deliveries waiting for a retry.
-    pending: u64,
-    /// False when the log was too long to count to the end (`pending` is then a lower bound).
-    pending_exact: bool,
-    retrying: u64,
-    in_flight: usize,
-    dead_letters: u64,
-    delivered_total: u64,
-    failed_attempts_total: u64,
-    dead_lettered_total: u64,
-    recent: crate::delivery::control::Recent,
-    last_error: Option<LastErrorView>,
-    next_retry_at: Option<String>,
-}
-
-#[derive(Serialize)]
-struct LastErrorView {
-    at: String,
-    status: Option<u16>,
-    error: String,
-}
-
-fn view(store: &Store, control: &Control) -> Result<SubscriberView, StoreError> {
-    let pending = store.pending(control.id, PENDING_SCAN_LIMIT)?;
-    let next_retry = control.next_retry_ms.load(Ordering::Relaxed);
-    Ok(SubscriberView {
-        name: control.name.clone(),
-        state: control.state(),
-        disabled_reason: control.disabled(),
-        url: control.config().url.to_string(),
-        pending: pending.fresh + pending.retries,
-        pending_exact: pending.exact,
-        retrying: pending.retries,
-        in_flight: control.in_flight.load(Ordering::Relaxed),
-        dead_letters: store.dead_letter_count(control.id),
-        delivered_total: control.delivered.load(Ordering::Relaxed),
-        failed_attempts_total: control.failed_attempts.load(Ordering::Relaxed),
-        dead_lettered_total: control.dead_lettered.load(Ordering::Relaxed),
-        recent: control.recent(store::now_ms()),
-        last_error: control.last_error().map(|last| LastErrorView {
-            at: time(last.at_ms),
-            status: last.status,
-            error: last.error,
-        }),
-        next_retry_at: (next_retry != 0 && pending.retries > 0).then(|| time(next_retry)),
-    })
-}
-
-async fn subscribers(state: web::Data<AdminState>) -> HttpResponse {
-    let state = state.into_inner();
-    let result = web::block(move || {
-        state
-            .dispatchers
-            .controls()
-            .iter()
-            .map(|control| view(&state.store, control))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await;
-    match result {
-        Ok(Ok(views)) => HttpResponse::Ok().json(serde_json::json!({ "subscribers": views })),
-        Ok(Err(error)) => store_error(&error),
-        Err(error) => problem(500, error.to_string()),
-    }
-}
-
-async fn pause(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    let Some(control) = state.dispatchers.control(&name) else {
-        return problem(404, format!("no subscriber named {name:?}"));
-    };
-    if let Err(error) = state.store.set_paused(control.id, true) {
-        return store_error(&error);
-    }
-    control.set_paused(true);
-    tracing::info!(subscriber = %control.name, "Subscriber paused by an operator.");
-    HttpResponse::Ok().json(serde_json::json!({ "name": control.name, "state": control.state() }))
-}
-
-/// Resumes a paused subscriber, and re-enables one disabled (after a 410).
-async fn resume(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    let Some(control) = state.dispatchers.control(&name) else {
-        return problem(404, format!("no subscriber named {name:?}"));
-    };
-    if let Err(error) = state
-        .store
-        .set_paused(control.id, false)
-        .and_then(|()| state.store.set_disabled(control.id, None))
-    {
-        return store_error(&error);
-    }
-    control.set_disabled(None);
-    control.set_paused(false);
-    tracing::info!(subscriber = %control.name, "Subscriber resumed by an operator.");
-    HttpResponse::Ok().json(serde_json::json!({ "name": control.name, "state": control.state() }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,9 +411,10 @@ async fn dead_letters(
     json_answer(result)
 }
 
+/// The body of a replay, or of a purge by POST: filters and/or explicit ids.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplayBody {
+struct ActionBody {
     subscriber: Option<String>,
     since: Option<String>,
     until: Option<String>,
@@ -547,7 +446,23 @@ enum Action {
 
 async fn replay_dead_letters(
     state: web::Data<AdminState>,
-    body: Result<web::Json<ReplayBody>, actix_web::Error>,
+    body: Result<web::Json<ActionBody>, actix_web::Error>,
+) -> HttpResponse {
+    body_action(state, body, Action::Replay).await
+}
+
+/// Purge by a JSON body: the same filters and `ids` as a replay (the dashboard's selection).
+async fn purge_selected_dead_letters(
+    state: web::Data<AdminState>,
+    body: Result<web::Json<ActionBody>, actix_web::Error>,
+) -> HttpResponse {
+    body_action(state, body, Action::Purge).await
+}
+
+async fn body_action(
+    state: web::Data<AdminState>,
+    body: Result<web::Json<ActionBody>, actix_web::Error>,
+    action: Action,
 ) -> HttpResponse {
     let body = match body {
         Ok(body) => body.into_inner(),
@@ -580,7 +495,7 @@ async fn replay_dead_letters(
         status: body.status,
         reason: body.reason,
     };
-    run_action(state, &filter, ids, body.dry_run, Action::Replay).await
+    run_action(state, &filter, ids, body.dry_run, action).await
 }
 
 async fn purge_dead_letters(
@@ -806,6 +721,7 @@ mod tests {
                 (operation.method, operation.path),
                 ("get", "/api/v1/openapi.json")
                     | ("get", "/api/v1/subscribers")
+                    | ("get", "/api/v1/subscribers/{name}")
                     | ("post", "/api/v1/subscribers/{name}/pause")
                     | ("post", "/api/v1/subscribers/{name}/resume")
                     | ("get", "/api/v1/events")
@@ -814,7 +730,11 @@ mod tests {
                     | ("get", "/api/v1/dead-letters")
                     | ("delete", "/api/v1/dead-letters")
                     | ("post", "/api/v1/dead-letters/replay")
+                    | ("post", "/api/v1/dead-letters/purge")
                     | ("get", "/api/v1/jobs/{id}")
+                    | ("get", "/api/v1/stats")
+                    | ("get", "/api/v1/routes")
+                    | ("post", "/api/v1/routes/test")
                     | ("get", "/api/v1/reload")
                     | ("post", "/api/v1/reload")
             );

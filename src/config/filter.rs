@@ -99,6 +99,27 @@ impl Filter {
     }
 }
 
+/// The filter in the routes file's own form (`{exact: {type: ...}}`, `{all: [...]}`), for the
+/// admin API's routing table.
+impl serde::Serialize for Filter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        let pairs = |pairs: &[(String, String)]| -> std::collections::BTreeMap<String, String> {
+            pairs.iter().cloned().collect()
+        };
+        match self {
+            Filter::Exact(list) => map.serialize_entry("exact", &pairs(list))?,
+            Filter::Prefix(list) => map.serialize_entry("prefix", &pairs(list))?,
+            Filter::Suffix(list) => map.serialize_entry("suffix", &pairs(list))?,
+            Filter::All(filters) => map.serialize_entry("all", filters)?,
+            Filter::Any(filters) => map.serialize_entry("any", filters)?,
+            Filter::Not(filter) => map.serialize_entry("not", filter)?,
+        }
+        map.end()
+    }
+}
+
 /// Compiles the filters of one route (AND-ed); `path` is the key path for error messages.
 /// Returns `None` for an empty list (the route matches every event).
 pub(super) fn compile_all(

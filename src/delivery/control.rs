@@ -18,6 +18,8 @@ use crate::ids::SubscriberId;
 
 /// Attempts kept for the recent-window statistics.
 const RECENT_ATTEMPTS: usize = 1024;
+/// Attempts kept with their event, for the dashboard's subscriber page.
+pub const ATTEMPT_LOG: usize = 100;
 /// The recent window.
 const RECENT_WINDOW_MS: u64 = 5 * 60 * 1000;
 
@@ -90,6 +92,25 @@ pub struct Control {
     pub end_to_end: Histogram,
     last_error: Mutex<Option<LastError>>,
     recent: Mutex<VecDeque<(u64, u64, bool)>>,
+    /// The last [`ATTEMPT_LOG`] attempts, oldest first.
+    attempt_log: Mutex<VecDeque<Attempted>>,
+}
+
+/// One finished attempt, as the dispatcher reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempted {
+    pub at_ms: u64,
+    pub event_id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub webhook_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub status: Option<u16>,
+    pub latency_us: u64,
+    pub ok: bool,
+    pub error: Option<String>,
 }
 
 /// Success rate and latency over the recent window.
@@ -127,6 +148,7 @@ impl Control {
             end_to_end: Histogram::default(),
             last_error: Mutex::new(None),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ATTEMPTS)),
+            attempt_log: Mutex::new(VecDeque::with_capacity(ATTEMPT_LOG)),
         }
     }
 
@@ -195,31 +217,43 @@ impl Control {
     }
 
     /// Records one finished attempt.
-    pub fn attempted(
-        &self,
-        at_ms: u64,
-        latency_us: u64,
-        ok: bool,
-        status: Option<u16>,
-        error: Option<&str>,
-    ) {
-        self.latency.observe_us(latency_us);
-        if !ok {
+    pub fn attempted(&self, attempt: Attempted) {
+        self.latency.observe_us(attempt.latency_us);
+        if !attempt.ok {
             self.failed_attempts.fetch_add(1, Ordering::Relaxed);
             *self.last_error.lock().expect("lock") = Some(LastError {
-                at_ms,
-                status,
-                error: error
-                    .map(str::to_owned)
-                    .or_else(|| status.map(|status| format!("HTTP {status}")))
+                at_ms: attempt.at_ms,
+                status: attempt.status,
+                error: attempt
+                    .error
+                    .clone()
+                    .or_else(|| attempt.status.map(|status| format!("HTTP {status}")))
                     .unwrap_or_default(),
             });
         }
-        let mut recent = self.recent.lock().expect("lock");
-        if recent.len() == RECENT_ATTEMPTS {
-            recent.pop_front();
+        {
+            let mut recent = self.recent.lock().expect("lock");
+            if recent.len() == RECENT_ATTEMPTS {
+                recent.pop_front();
+            }
+            recent.push_back((attempt.at_ms, attempt.latency_us, attempt.ok));
         }
-        recent.push_back((at_ms, latency_us, ok));
+        let mut log = self.attempt_log.lock().expect("lock");
+        if log.len() == ATTEMPT_LOG {
+            log.pop_front();
+        }
+        log.push_back(attempt);
+    }
+
+    /// The last attempts, newest first.
+    pub fn attempt_log(&self) -> Vec<Attempted> {
+        self.attempt_log
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
     }
 
     /// Statistics over the attempts of the last five minutes (at most the last 1,024).
@@ -267,17 +301,23 @@ mod tests {
         .remove(0);
         let control = Control::new(SubscriberId(1), config, false, None);
         assert_eq!(control.state(), "active");
+        let attempt = |at_ms: u64, latency_us: u64, ok: bool, error: Option<&str>| Attempted {
+            at_ms,
+            event_id: format!("e-{latency_us}"),
+            source: "/test".into(),
+            event_type: "t".into(),
+            webhook_id: "msg_1_1".into(),
+            attempt: 1,
+            status: error.is_none().then_some(500),
+            latency_us,
+            ok,
+            error: error.map(str::to_owned),
+        };
         for index in 0..100u64 {
-            control.attempted(
-                1_000_000,
-                (index + 1) * 1000,
-                index % 4 != 0,
-                Some(500),
-                None,
-            );
+            control.attempted(attempt(1_000_000, (index + 1) * 1000, index % 4 != 0, None));
         }
         // One old attempt outside the window does not count.
-        control.attempted(1, 999_000_000, false, None, Some("refused"));
+        control.attempted(attempt(1, 999_000_000, false, Some("refused")));
         let recent = control.recent(1_000_000);
         assert_eq!(recent.attempts, 100);
         assert_eq!(recent.success_rate, Some(0.75));
@@ -290,5 +330,9 @@ mod tests {
         let (buckets, count, _) = control.latency.snapshot();
         assert_eq!(count, 101);
         assert_eq!(buckets[0], 1, "1 ms bucket holds only the 1 ms attempt");
+        let log = control.attempt_log();
+        assert_eq!(log.len(), ATTEMPT_LOG, "the log is bounded");
+        assert_eq!(log[0].error.as_deref(), Some("refused"), "newest first");
+        assert_eq!(log[1].event_id, "e-100000");
     }
 }

@@ -18,7 +18,7 @@ use crate::ids::{webhook_id, EventSeq, SubscriberId};
 use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
 
-use super::control::Control;
+use super::control::{Attempted, Control};
 use super::outcome::{classify, Outcome};
 use super::policy::{decide, Decision};
 use super::request;
@@ -284,13 +284,18 @@ impl Dispatcher {
         let config = control.config();
         let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
         store.record_attempt(context.id, job.seq, &attempt)?;
-        control.attempted(
-            attempt.at_ms,
-            attempt.latency_us,
-            matches!(outcome, Outcome::Success { .. }),
-            attempt.status,
-            attempt.error.as_deref(),
-        );
+        control.attempted(Attempted {
+            at_ms: attempt.at_ms,
+            event_id: job.event.id.clone(),
+            source: job.event.source.clone(),
+            event_type: job.event.ty.clone(),
+            webhook_id: webhook_id(job.seq, context.id),
+            attempt: attempts,
+            status: attempt.status,
+            latency_us: attempt.latency_us,
+            ok: matches!(outcome, Outcome::Success { .. }),
+            error: attempt.error.clone(),
+        });
         let first_attempt_ms = job
             .retry
             .as_ref()

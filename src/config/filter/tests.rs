@@ -87,3 +87,18 @@ fn composition_nests() {
         false,
     );
 }
+
+#[test]
+fn serialises_in_the_routes_file_form() {
+    let filter = Filter::All(vec![
+        Filter::Prefix(pairs(&[("type", "com.shop.")])),
+        Filter::Not(Box::new(Filter::Exact(pairs(&[("source", "/test")])))),
+    ]);
+    assert_eq!(
+        serde_json::to_value(&filter).unwrap(),
+        serde_json::json!({ "all": [
+            { "prefix": { "type": "com.shop." } },
+            { "not": { "exact": { "source": "/test" } } },
+        ]})
+    );
+}
