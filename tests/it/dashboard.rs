@@ -320,6 +320,46 @@ routes:
     )
     .await;
 
+    // A new failure: select its row alone and purge it, after the dry run's confirmation.
+    healthy.store(false, Ordering::SeqCst);
+    router
+        .publish(event("com.example.shop.order.created", "o-4"))
+        .await;
+    wait_until("a new dead letter", DEADLINE, || dead(&router) == 1).await;
+    client
+        .goto(&format!(
+            "{}/ui/#/dead-letters?subscriber=erp",
+            router.admin
+        ))
+        .await
+        .unwrap();
+    click(&client, "#dead-letters tbody input[type=checkbox]").await;
+    wait_for(
+        &client,
+        "one row selected",
+        &text_of("#selection"),
+        serde_json::json!("1 selected"),
+    )
+    .await;
+    click(&client, "#purge").await;
+    wait_for(
+        &client,
+        "the purge dry-run count",
+        &text_of("#confirm-text"),
+        serde_json::json!("Purge 1 dead letter? They are deleted for good."),
+    )
+    .await;
+    assert_eq!(dead(&router), 1, "a dry run changes nothing");
+    click(&client, "#confirm-yes").await;
+    wait_for(
+        &client,
+        "the purge result",
+        &text_of("#action-result"),
+        serde_json::json!("Purged 1 dead letter."),
+    )
+    .await;
+    assert_eq!(dead(&router), 0);
+
     // Pause and resume from the subscriber page.
     client
         .goto(&format!("{}/ui/#/subscribers/erp", router.admin))
@@ -392,6 +432,27 @@ routes:
         .filter(|entry| entry["level"] == "SEVERE")
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    // An invalid file on disk: Reload shows every error and the table in force stays. (Last,
+    // because the browser logs the expected 422 as a console error.)
+    router.write_routes("subscribers:\n  erp: { url: 'not a url' }\nroutes: []\n");
+    click(&client, "nav a[data-nav=routes]").await;
+    click(&client, "#reload").await;
+    wait_for(
+        &client,
+        "the reload errors",
+        "const box = document.querySelector('#reload-status .error li'); \
+         return box ? box.textContent.includes('subscribers.erp.url') : null;",
+        serde_json::json!(true),
+    )
+    .await;
+    wait_for(
+        &client,
+        "the old table",
+        "return document.querySelectorAll('#routes tbody tr').length",
+        serde_json::json!(1),
+    )
+    .await;
     client.close().await.unwrap();
 }
 
