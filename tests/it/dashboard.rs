@@ -151,6 +151,34 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|error| panic!("click {css}: {error}"));
 }
 
+/// Clicks a dead-letter action, checks the dry run's confirmation and that it changed nothing
+/// (`unchanged`), confirms, and waits for the result line.
+async fn confirm_action(
+    client: &Client,
+    button: &str,
+    confirmation: &str,
+    unchanged: impl Fn() -> bool,
+    result: &str,
+) {
+    click(client, button).await;
+    wait_for(
+        client,
+        "the dry-run count",
+        &text_of("#confirm-text"),
+        confirmation.into(),
+    )
+    .await;
+    assert!(unchanged(), "a dry run changes nothing");
+    click(client, "#confirm-yes").await;
+    wait_for(
+        client,
+        "the result",
+        &text_of("#action-result"),
+        result.into(),
+    )
+    .await;
+}
+
 /// Waits until the admin API reports erp in `state`.
 async fn wait_for_state(router: &TestRouter, state: &str) {
     let deadline = Instant::now() + DEADLINE;
@@ -267,21 +295,12 @@ routes:
     healthy.store(true, Ordering::SeqCst);
     let before = erp.count();
     click(&client, "#select-all-matching").await;
-    click(&client, "#replay").await;
-    wait_for(
+    confirm_action(
         &client,
-        "the dry-run count",
-        &text_of("#confirm-text"),
-        serde_json::json!("Replay 3 dead letters? They go back to their queues with a fresh retry budget, due now."),
-    )
-    .await;
-    assert_eq!(dead(&router), 3, "a dry run changes nothing");
-    click(&client, "#confirm-yes").await;
-    wait_for(
-        &client,
-        "the replay result",
-        &text_of("#action-result"),
-        serde_json::json!("Replayed 3 dead letters."),
+        "#replay",
+        "Replay 3 dead letters? They go back to their queues with a fresh retry budget, due now.",
+        || dead(&router) == 3,
+        "Replayed 3 dead letters.",
     )
     .await;
     erp.wait_for(before + 3).await;
@@ -341,21 +360,12 @@ routes:
         serde_json::json!("1 selected"),
     )
     .await;
-    click(&client, "#purge").await;
-    wait_for(
+    confirm_action(
         &client,
-        "the purge dry-run count",
-        &text_of("#confirm-text"),
-        serde_json::json!("Purge 1 dead letter? They are deleted for good."),
-    )
-    .await;
-    assert_eq!(dead(&router), 1, "a dry run changes nothing");
-    click(&client, "#confirm-yes").await;
-    wait_for(
-        &client,
-        "the purge result",
-        &text_of("#action-result"),
-        serde_json::json!("Purged 1 dead letter."),
+        "#purge",
+        "Purge 1 dead letter? They are deleted for good.",
+        || dead(&router) == 1,
+        "Purged 1 dead letter.",
     )
     .await;
     assert_eq!(dead(&router), 0);
