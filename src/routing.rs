@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::config::filter::Candidate;
 use crate::config::{Filter, RouteConfig};
 use crate::event::Event;
 use crate::ids::SubscriberId;
@@ -44,10 +45,11 @@ impl RoutingTable {
 
     /// The subscribers of every route `event` matches, each once, in id order.
     pub fn subscribers_for(&self, event: &Event) -> Vec<SubscriberId> {
+        let candidate = Candidate::new(event);
         let mut subscribers: Vec<SubscriberId> = self
             .routes
             .iter()
-            .filter(|route| route.matches(event))
+            .filter(|route| route.matches(&candidate))
             .flat_map(|route| route.subscribers.iter().copied())
             .collect();
         subscribers.sort_unstable();
@@ -58,7 +60,7 @@ impl RoutingTable {
     /// The subscribers of the route `name` if `event` matches it (`None`: no such route).
     pub fn route_subscribers(&self, name: &str, event: &Event) -> Option<Vec<SubscriberId>> {
         let route = self.routes.iter().find(|route| route.name == name)?;
-        Some(if route.matches(event) {
+        Some(if route.matches(&Candidate::new(event)) {
             route.subscribers.clone()
         } else {
             Vec::new()
@@ -72,9 +74,10 @@ impl RoutingTable {
 
     /// The names of the routes `event` matches, in file order.
     pub fn matching_routes(&self, event: &Event) -> Vec<&str> {
+        let candidate = Candidate::new(event);
         self.routes
             .iter()
-            .filter(|route| route.matches(event))
+            .filter(|route| route.matches(&candidate))
             .map(|route| route.name.as_str())
             .collect()
     }
@@ -126,10 +129,10 @@ pub fn explain(routes: &[RouteConfig], event: &Event) -> (Vec<Verdict>, Vec<Stri
 }
 
 impl Route {
-    fn matches(&self, event: &Event) -> bool {
+    fn matches(&self, candidate: &Candidate<'_>) -> bool {
         self.filter
             .as_ref()
-            .is_none_or(|filter| filter.matches(event))
+            .is_none_or(|filter| filter.test(candidate))
     }
 }
 

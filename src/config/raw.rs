@@ -194,6 +194,33 @@ pub struct RawFilter {
     pub all: Option<Vec<RawFilter>>,
     pub any: Option<Vec<RawFilter>>,
     pub not: Option<Box<RawFilter>>,
+    /// A condition on a value of the JSON data.
+    pub data: Option<RawDataFilter>,
+    /// A CloudEvents SQL (CESQL 1.0) expression.
+    pub sql: Option<String>,
+}
+
+/// `data: { path: $.a.b, <operator>: value }`: exactly one operator.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataFilter {
+    pub path: String,
+    pub equals: Option<serde_json::Value>,
+    pub not_equals: Option<serde_json::Value>,
+    #[serde(rename = "in")]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    pub not_in: Option<Vec<serde_json::Value>>,
+    pub gt: Option<f64>,
+    pub gte: Option<f64>,
+    pub lt: Option<f64>,
+    pub lte: Option<f64>,
+    pub exists: Option<bool>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub contains: Option<serde_json::Value>,
+    pub wildcard: Option<String>,
+    pub equals_ignore_case: Option<String>,
+    pub cidr: Option<String>,
 }
 
 /// A filter value: YAML strings, numbers and booleans all compare as their text.

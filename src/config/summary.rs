@@ -25,6 +25,11 @@ impl fmt::Display for Filter {
             Filter::All(filters) => list(f, "all", filters),
             Filter::Any(filters) => list(f, "any", filters),
             Filter::Not(filter) => write!(f, "not({filter})"),
+            Filter::Data(filter) => {
+                let (operator, value) = filter.operator();
+                write!(f, "data({} {operator} {value})", filter.path)
+            }
+            Filter::Sql(expression) => write!(f, "sql({:?})", expression.source()),
         }
     }
 }

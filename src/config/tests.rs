@@ -76,6 +76,72 @@ fn applies_defaults_and_overrides() {
 }
 
 #[test]
+fn data_and_sql_filter_errors_name_line_and_key() {
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- sql: \"type = 'x' AND (\"",
+        ),
+        19,
+        "routes[0].filters[0].sql",
+        "invalid CESQL: at character 17: the expression ends too early",
+    );
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- sql: \"LOWER(type, 1) = 'x'\"",
+        ),
+        19,
+        "routes[0].filters[0].sql",
+        "no function LOWER with 2 argument(s)",
+    );
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- data: { path: $.total, gt: 1, lt: 5 }",
+        ),
+        19,
+        "routes[0].filters[0].data",
+        "exactly one operator",
+    );
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- data: { path: total, exists: true }",
+        ),
+        19,
+        "routes[0].filters[0].data",
+        "is not a data path",
+    );
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- data: { path: $.ip, cidr: 10.0.0.0/40 }",
+        ),
+        19,
+        "routes[0].filters[0].data",
+        "prefix length",
+    );
+    check_error(
+        &VALID.replace(
+            "- prefix: { type: com.shop.order. }",
+            "- data: { path: $.ip, between: [1, 2] }",
+        ),
+        19,
+        "",
+        "routes[0].filters[0].data: unknown field `between`",
+    );
+    let config = parse_ok(&VALID.replace(
+        "- prefix: { type: com.shop.order. }",
+        "- data: { path: $.total, gte: 100 }\n      - sql: \"EXISTS subject\"",
+    ));
+    assert!(matches!(
+        config.routes[0].filter,
+        Some(Filter::All(ref filters)) if matches!(filters[..], [Filter::Data(_), Filter::Sql(_), Filter::Not(_)])
+    ));
+}
+
+#[test]
 fn errors_name_file_line_and_key() {
     check_error(
         &VALID.replace("to: [erp, slack]", "to: [erp, ghost]"),

@@ -2,6 +2,7 @@
 //! dirs, and the real `fanout` binary for the process tests.
 
 mod admin;
+mod cesql;
 mod dashboard;
 mod delivery;
 mod ingest;

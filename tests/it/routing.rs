@@ -184,3 +184,102 @@ routes:
         .collect();
     assert_eq!(webhook_ids.len(), 3, "{ids:?}");
 }
+
+#[tokio::test]
+async fn data_and_sql_filters_route_through_real_http() {
+    let eu = TestReceiver::start().await;
+    let big = TestReceiver::start().await;
+    let sql = TestReceiver::start().await;
+    let text = format!(
+        "
+subscribers:
+  eu: {{ url: '{}', concurrency: 1 }}
+  big: {{ url: '{}', concurrency: 1 }}
+  sql: {{ url: '{}', concurrency: 1 }}
+routes:
+  - name: eu-shipping
+    filters:
+      - data: {{ path: $.shipping.country, in: [DE, AT, FR] }}
+      - not: {{ data: {{ path: $.customer.ip, cidr: 10.0.0.0/8 }} }}
+    to: [eu]
+  - name: big-orders
+    filters:
+      - any:
+          - data: {{ path: $.total, gte: 1000 }}
+          - data: {{ path: '$.items[0].sku', wildcard: 'VIP-*' }}
+    to: [big]
+  - name: sql
+    filters:
+      - sql: \"type LIKE 'com.example.shop.order.%' AND priority = 'high' AND INT(attempt) < 3\"
+    to: [sql]
+",
+        eu.url, big.url, sql.url
+    );
+    let router = TestRouter::start(&text).await;
+    let order = |id: &str, data: serde_json::Value, extra: &[(&str, &str)]| {
+        let mut event = event("com.example.shop.order.created", id);
+        event["data"] = data;
+        for (key, value) in extra {
+            event[*key] = json!(value);
+        }
+        event
+    };
+    let events = [
+        order(
+            "1",
+            json!({ "shipping": { "country": "DE" }, "total": 20 }),
+            &[],
+        ), // eu
+        order(
+            "2",
+            json!({ "shipping": { "country": "DE" }, "customer": { "ip": "10.1.1.1" }, "total": 2000 }),
+            &[("priority", "high"), ("attempt", "1")],
+        ), // big sql (internal IP: not eu)
+        order(
+            "3",
+            json!({ "shipping": { "country": "US" }, "items": [{ "sku": "VIP-7" }] }),
+            &[("priority", "high"), ("attempt", "5")],
+        ), // big
+        order("4", json!("not an object"), &[("priority", "low")]), // none
+    ];
+    for event in events {
+        assert_eq!(router.publish(event).await.status(), 202);
+    }
+    // Non-JSON data never matches a data filter.
+    let response = router
+        .publish_binary(
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "5"),
+                ("ce-source", "/shop/eu"),
+                ("ce-type", "com.example.shop.order.created"),
+                ("ce-priority", "high"),
+                ("ce-attempt", "0"),
+                ("content-type", "text/plain"),
+            ],
+            b"shipping.country=DE",
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    // Sentinels: one per subscriber, last.
+    router
+        .publish(order(
+            "9",
+            json!({ "shipping": { "country": "FR" }, "total": 5000 }),
+            &[("priority", "high"), ("attempt", "2")],
+        ))
+        .await;
+    for (receiver, ids) in [
+        (&eu, vec!["1", "9"]),
+        (&big, vec!["2", "3", "9"]),
+        (&sql, vec!["2", "5", "9"]),
+    ] {
+        let got: Vec<String> = receiver
+            .wait_for(ids.len())
+            .await
+            .iter()
+            .map(|received| received.event_id())
+            .collect();
+        assert_eq!(got, ids, "{}", receiver.url);
+    }
+}
