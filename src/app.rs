@@ -19,6 +19,7 @@ use crate::delivery::{self, Dispatchers};
 use crate::ids::SubscriberId;
 use crate::ingress::{self, IngressState};
 use crate::metrics::Metrics;
+use crate::operational;
 use crate::reload::Reloader;
 use crate::routing::RoutingTable;
 use crate::store::{self, Store};
@@ -116,6 +117,8 @@ pub async fn start(
     let sender = delivery::sender::Sender::new().context("cannot build the HTTP client")?;
 
     let grace = config.server.shutdown_grace;
+    let (emitter, operational_task) =
+        operational::start(Arc::clone(&routing), store.clone(), shutdown.clone());
     let dispatchers = Dispatchers::start(
         config
             .subscribers
@@ -126,6 +129,7 @@ pub async fn start(
         &store,
         &sender,
         &metrics,
+        Some(emitter),
         grace,
         &shutdown,
     )?;
@@ -208,6 +212,7 @@ pub async fn start(
         server_handle.stop(true).await;
         let served = server_task.await;
         joined.join().await;
+        let _ = operational_task.await;
         let _ = purge.await;
         let _ = watcher.await;
         let _ = sampling.await;

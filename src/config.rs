@@ -113,6 +113,28 @@ pub struct SubscriberConfig {
     pub timeout: Duration,
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// At most this many attempts started per second, with a burst (`None`: unlimited).
+    pub rate_limit: Option<RateLimit>,
+    pub circuit_breaker: Option<BreakerPolicy>,
+    /// Disabled after failing continuously this long (`None`: never).
+    pub disable_after: Option<Duration>,
+}
+
+/// A token bucket: `per_second` tokens a second, holding at most `burst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// When the circuit breaker opens, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerPolicy {
+    pub failures: u32,
+    pub failure_rate: f64,
+    pub window: Duration,
+    pub min_requests: u32,
+    pub open_for: Duration,
 }
 
 /// Retry settings of one subscriber.
@@ -151,6 +173,8 @@ pub struct RouteConfig {
     /// `None` when the route has no filters (it matches every event).
     pub filter: Option<Filter>,
     pub to: Vec<String>,
+    /// Fanout's operational events go only through routes that ask for them.
+    pub operational: bool,
 }
 
 /// Where dead letters are also POSTed, with extension attributes naming what failed.

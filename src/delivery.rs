@@ -3,11 +3,13 @@
 //! [`request`]); [`dispatcher`] and [`dead_letter`] only carry data between them, the store and
 //! the [`sender`].
 
+pub mod breaker;
 pub mod control;
 pub mod dead_letter;
 pub mod dispatcher;
 pub mod outcome;
 pub mod policy;
+pub mod rate_limit;
 pub mod request;
 pub mod sender;
 pub mod signature;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DeadLetterConfig, SubscriberConfig};
 use crate::ids::SubscriberId;
 use crate::metrics::Metrics;
+use crate::operational::Emitter;
 use crate::store::{Store, StoreError};
 
 pub use control::Control;
@@ -39,6 +42,7 @@ pub struct Dispatchers {
     sender: sender::Sender,
     metrics: Arc<Metrics>,
     outbox: Option<Arc<Notify>>,
+    events: Option<Emitter>,
     grace: Duration,
     shutdown: CancellationToken,
 }
@@ -57,6 +61,7 @@ impl Dispatchers {
         store: &Store,
         sender: &sender::Sender,
         metrics: &Arc<Metrics>,
+        events: Option<Emitter>,
         grace: Duration,
         shutdown: &CancellationToken,
     ) -> Result<Arc<Dispatchers>, StoreError> {
@@ -69,6 +74,7 @@ impl Dispatchers {
             sender: sender.clone(),
             metrics: Arc::clone(metrics),
             outbox: outbox.clone(),
+            events,
             grace,
             shutdown: shutdown.clone(),
         });
@@ -100,6 +106,11 @@ impl Dispatchers {
             self.store.paused(id)?,
             self.store.disabled(id)?,
         ));
+        if let Some(since) = self.store.failing_since(id)? {
+            control
+                .failing_since_ms
+                .store(since, std::sync::atomic::Ordering::Relaxed);
+        }
         let dispatcher = dispatcher::Dispatcher::new(dispatcher::Context {
             id,
             control: Arc::clone(&control),
@@ -107,6 +118,7 @@ impl Dispatchers {
             sender: self.sender.clone(),
             metrics: Arc::clone(&self.metrics),
             dead_letter_outbox: self.outbox.clone(),
+            events: self.events.clone(),
             grace: self.grace,
         })?;
         self.names

@@ -16,6 +16,7 @@ pub mod event;
 pub mod ids;
 pub mod ingress;
 pub mod metrics;
+pub mod operational;
 pub mod reload;
 pub mod routing;
 pub mod store;

@@ -22,6 +22,7 @@ struct Route {
     name: String,
     filter: Option<Filter>,
     subscribers: Vec<SubscriberId>,
+    operational: bool,
 }
 
 impl RoutingTable {
@@ -31,6 +32,7 @@ impl RoutingTable {
         let routes = routes
             .iter()
             .map(|route| Route {
+                operational: route.operational,
                 name: route.name.clone(),
                 filter: route.filter.clone(),
                 subscribers: route
@@ -50,6 +52,21 @@ impl RoutingTable {
             .routes
             .iter()
             .filter(|route| route.matches(&candidate))
+            .flat_map(|route| route.subscribers.iter().copied())
+            .collect();
+        subscribers.sort_unstable();
+        subscribers.dedup();
+        subscribers
+    }
+
+    /// The subscribers of the routes marked `operational` that `event` (one of fanout's own
+    /// operational events) matches, each once.
+    pub fn operational_subscribers_for(&self, event: &Event) -> Vec<SubscriberId> {
+        let candidate = Candidate::new(event);
+        let mut subscribers: Vec<SubscriberId> = self
+            .routes
+            .iter()
+            .filter(|route| route.operational && route.matches(&candidate))
             .flat_map(|route| route.subscribers.iter().copied())
             .collect();
         subscribers.sort_unstable();
@@ -160,6 +177,7 @@ mod tests {
 
     fn route(name: &str, prefix: Option<&str>, to: &[&str]) -> RouteConfig {
         RouteConfig {
+            operational: false,
             name: name.into(),
             filter: prefix.map(|prefix| Filter::Prefix(vec![("type".into(), prefix.into())])),
             to: to.iter().map(|name| name.to_string()).collect(),

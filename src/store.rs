@@ -107,6 +107,7 @@ const META_NEXT_SUBSCRIBER: &[u8] = b"next_subscriber";
 const META_SUBSCRIBER: &str = "subscriber/";
 const META_DISABLED: &str = "disabled/";
 const META_PAUSED: &str = "paused/";
+const META_FAILING: &str = "failing/";
 const META_DEDUPE_PURGED: &[u8] = b"dedupe_purged_upto";
 
 fn parse_seq(key: &[u8]) -> Result<EventSeq, StoreError> {
@@ -635,6 +636,37 @@ impl Store {
     ///
     /// # Errors
     /// A store read failed.
+    /// Records since when a subscriber has failed without a success in between (`None`: it is
+    /// not failing), so that `disable_after` counts across restarts.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn set_failing_since(
+        &self,
+        subscriber: SubscriberId,
+        since_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{META_FAILING}{}", subscriber.0);
+        match since_ms {
+            Some(since_ms) => self.inner.meta.insert(key, &since_ms.to_be_bytes())?,
+            None => self.inner.meta.remove(key)?,
+        };
+        Ok(())
+    }
+
+    /// See [`Store::set_failing_since`].
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn failing_since(&self, subscriber: SubscriberId) -> Result<Option<u64>, StoreError> {
+        let key = format!("{META_FAILING}{}", subscriber.0);
+        Ok(self.inner.meta.get(key)?.and_then(|value| {
+            <[u8; 8]>::try_from(value.as_ref())
+                .ok()
+                .map(u64::from_be_bytes)
+        }))
+    }
+
     pub fn disabled(&self, subscriber: SubscriberId) -> Result<Option<String>, StoreError> {
         let key = format!("{META_DISABLED}{}", subscriber.0);
         Ok(self

@@ -134,7 +134,7 @@ fn render(state: &AdminState) -> String {
             control.dead_lettered.load(Ordering::Relaxed)
         );
     }
-    let per_subscriber: [(&str, &str, ReadCounter); 2] = [
+    let per_subscriber: [(&str, &str, ReadCounter); 3] = [
         (
             "fanout_attempts_failed_total",
             "Failed delivery attempts by subscriber.",
@@ -144,6 +144,11 @@ fn render(state: &AdminState) -> String {
             "fanout_retries_scheduled_total",
             "Retries scheduled by subscriber.",
             |control| control.retries_scheduled.load(Ordering::Relaxed),
+        ),
+        (
+            "fanout_circuit_opened_total",
+            "Times the subscriber's circuit breaker opened.",
+            |control| control.circuit_opened.load(Ordering::Relaxed),
         ),
     ];
     for (metric, help, value) in per_subscriber {
@@ -158,6 +163,7 @@ fn render(state: &AdminState) -> String {
     let mut dead = String::new();
     let mut in_flight = String::new();
     let mut states = String::new();
+    let mut circuits = String::new();
     for (control, name) in controls.iter().zip(&names) {
         let pending = state
             .store
@@ -190,6 +196,13 @@ fn render(state: &AdminState) -> String {
                 states,
                 "fanout_subscriber_state{{subscriber=\"{name}\",state=\"{candidate}\"}} {}",
                 u8::from(control.state() == candidate)
+            );
+        }
+        for candidate in ["closed", "open", "half_open"] {
+            let _ = writeln!(
+                circuits,
+                "fanout_circuit_state{{subscriber=\"{name}\",state=\"{candidate}\"}} {}",
+                u8::from(control.circuit().name() == candidate)
             );
         }
     }
@@ -228,6 +241,13 @@ fn render(state: &AdminState) -> String {
         "1 for the subscriber's current state.",
     );
     out.push_str(&states);
+    header(
+        &mut out,
+        "fanout_circuit_state",
+        "gauge",
+        "1 for the state of the subscriber's circuit breaker.",
+    );
+    out.push_str(&circuits);
 
     header(
         &mut out,

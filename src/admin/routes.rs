@@ -21,6 +21,7 @@ pub(super) async fn table(state: web::Data<AdminState>) -> HttpResponse {
                 "name": route.name,
                 "filter": route.filter,
                 "to": route.to,
+                "operational": route.operational,
             })
         })
         .collect();

@@ -32,6 +32,12 @@ struct SubscriberView {
     recent: crate::delivery::control::Recent,
     last_error: Option<LastErrorView>,
     next_retry_at: Option<String>,
+    /// The circuit breaker: `closed`, `open` or `half_open`.
+    circuit: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit_open_until: Option<String>,
+    /// Since when every attempt failed (what `disable_after` measures).
+    failing_since: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +70,15 @@ fn view(store: &Store, control: &Control) -> Result<SubscriberView, StoreError> 
             error: last.error,
         }),
         next_retry_at: (next_retry != 0 && pending.retries > 0).then(|| time(next_retry)),
+        circuit: control.circuit().name(),
+        circuit_open_until: match control.circuit() {
+            crate::delivery::breaker::State::Open { until_ms } => Some(time(until_ms)),
+            _ => None,
+        },
+        failing_since: match control.failing_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(time(since)),
+        },
     })
 }
 
@@ -106,9 +121,12 @@ pub(super) async fn resume(state: web::Data<AdminState>, name: web::Path<String>
         .store
         .set_paused(control.id, false)
         .and_then(|()| state.store.set_disabled(control.id, None))
+        .and_then(|()| state.store.set_failing_since(control.id, None))
     {
         return store_error(&error);
     }
+    // A re-enabled subscriber starts a new failing streak for `disable_after`.
+    control.failing_since_ms.store(0, Ordering::Relaxed);
     control.set_disabled(None);
     control.set_paused(false);
     tracing::info!(subscriber = %control.name, "Subscriber resumed by an operator.");
@@ -132,6 +150,18 @@ fn policy(config: &SubscriberConfig) -> serde_json::Value {
         "timeout": humantime::format_duration(config.timeout).to_string(),
         "concurrency": config.concurrency,
         "signing_secrets": config.secrets.len(),
+        "rate_limit": config.rate_limit.map(|limit| serde_json::json!({
+            "per_second": limit.per_second,
+            "burst": limit.burst,
+        })),
+        "circuit_breaker": config.circuit_breaker.map(|breaker| serde_json::json!({
+            "failures": breaker.failures,
+            "failure_rate": breaker.failure_rate,
+            "window": humantime::format_duration(breaker.window).to_string(),
+            "min_requests": breaker.min_requests,
+            "open_for": humantime::format_duration(breaker.open_for).to_string(),
+        })),
+        "disable_after": config.disable_after.map(|after| humantime::format_duration(after).to_string()),
         "header_names": config.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
         "retry": {
             "max_attempts": retry.max_attempts,

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::raw::{OneOrMany, RawConfig, RawRetry, StatusPattern};
+use super::raw::{OneOrMany, RawBreaker, RawConfig, RawRateLimit, RawRetry, StatusPattern};
 use super::{
-    filter, AdminConfig, Config, DeadLetterConfig, Durability, Mode, RetryOn, RetryPolicy,
-    RouteConfig, Secret, ServerConfig, StorageConfig, SubscriberConfig,
+    filter, AdminConfig, BreakerPolicy, Config, DeadLetterConfig, Durability, Mode, RateLimit,
+    RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig, StorageConfig, SubscriberConfig,
 };
 
 /// Built-in defaults, in one place so the README can quote them.
@@ -33,6 +33,12 @@ pub mod defaults {
     pub const JITTER: f64 = 0.2;
     pub const MAX_ATTEMPTS: u32 = 12;
     pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+    pub const BREAKER_FAILURES: u32 = 5;
+    pub const BREAKER_FAILURE_RATE: f64 = 0.5;
+    pub const BREAKER_WINDOW: Duration = Duration::from_secs(60);
+    pub const BREAKER_MIN_REQUESTS: u32 = 20;
+    pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
 }
 
 /// Header names fanout sets itself; a subscriber's static `headers` may not override them.
@@ -149,6 +155,20 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             &format!("{key}.retry"),
             &mut errors,
         );
+        let rate_limit = subscriber
+            .rate_limit
+            .as_ref()
+            .or(raw.defaults.rate_limit.as_ref())
+            .and_then(|raw| rate_limit(raw, &format!("{key}.rate_limit"), &mut errors));
+        let circuit_breaker = subscriber
+            .circuit_breaker
+            .as_ref()
+            .or(raw.defaults.circuit_breaker.as_ref())
+            .and_then(|raw| breaker(raw, &format!("{key}.circuit_breaker"), &mut errors));
+        let disable_after = subscriber
+            .disable_after
+            .or(raw.defaults.disable_after)
+            .unwrap_or(defaults::DISABLE_AFTER);
         if let Some(url) = url {
             subscribers.push(SubscriberConfig {
                 name,
@@ -159,6 +179,9 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 timeout,
                 concurrency,
                 retry,
+                rate_limit,
+                circuit_breaker,
+                disable_after: (!disable_after.is_zero()).then_some(disable_after),
             });
         }
     }
@@ -204,6 +227,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             name: route.name,
             filter,
             to: route.to,
+            operational: route.operational,
         });
     }
 
@@ -415,6 +439,71 @@ fn parse_secrets(raw: Option<OneOrMany>, key: &str, errors: &mut Errors) -> Vec<
                 .ok()
         })
         .collect()
+}
+
+/// `50/s`, `3000/m`, `10/h` (also `second`, `minute`, `hour`), with an optional burst (default:
+/// one second's worth, at least 1).
+fn rate_limit(
+    raw: &RawRateLimit,
+    key: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<RateLimit> {
+    let (text, burst) = match raw {
+        RawRateLimit::Rate(text) => (text, None),
+        RawRateLimit::Full { rate, burst } => (rate, *burst),
+    };
+    let parsed = text.split_once('/').and_then(|(count, unit)| {
+        let count: f64 = count.trim().parse().ok()?;
+        let seconds = match unit.trim() {
+            "s" | "sec" | "second" => 1.0,
+            "m" | "min" | "minute" => 60.0,
+            "h" | "hour" => 3600.0,
+            _ => return None,
+        };
+        (count > 0.0 && count.is_finite()).then_some(count / seconds)
+    });
+    let Some(per_second) = parsed else {
+        errors.push((
+            key.to_owned(),
+            format!("invalid rate {text:?}; write e.g. 50/s, 3000/m or 10/h"),
+        ));
+        return None;
+    };
+    if burst == Some(0) {
+        errors.push((format!("{key}.burst"), "must be at least 1".into()));
+        return None;
+    }
+    Some(RateLimit {
+        per_second,
+        burst: burst.unwrap_or_else(|| (per_second.ceil() as u32).max(1)),
+    })
+}
+
+fn breaker(
+    raw: &RawBreaker,
+    key: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<BreakerPolicy> {
+    let policy = BreakerPolicy {
+        failures: raw.failures.unwrap_or(defaults::BREAKER_FAILURES),
+        failure_rate: raw.failure_rate.unwrap_or(defaults::BREAKER_FAILURE_RATE),
+        window: raw.window.unwrap_or(defaults::BREAKER_WINDOW),
+        min_requests: raw.min_requests.unwrap_or(defaults::BREAKER_MIN_REQUESTS),
+        open_for: raw.open_for.unwrap_or(defaults::BREAKER_OPEN_FOR),
+    };
+    let before = errors.len();
+    if policy.failures == 0 {
+        errors.push((format!("{key}.failures"), "must be at least 1".into()));
+    }
+    if !(policy.failure_rate > 0.0 && policy.failure_rate <= 1.0) {
+        errors.push((
+            format!("{key}.failure_rate"),
+            "must be above 0 and at most 1".into(),
+        ));
+    }
+    positive_duration(policy.window, &format!("{key}.window"), errors);
+    positive_duration(policy.open_for, &format!("{key}.open_for"), errors);
+    (errors.len() == before).then_some(policy)
 }
 
 fn check_headers(

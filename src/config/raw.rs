@@ -104,6 +104,37 @@ pub struct RawPolicy {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub retry: RawRetry,
+    /// Deliveries per time unit, with a burst: `50/s` or `{ rate: 50/s, burst: 100 }`.
+    pub rate_limit: Option<RawRateLimit>,
+    /// Stop attempting while the subscriber fails; `{}` takes every default.
+    pub circuit_breaker: Option<RawBreaker>,
+    /// Disable the subscriber after failing continuously this long (`0s`: never).
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub disable_after: Option<Duration>,
+}
+
+/// `50/s`, or a map with the rate and the burst.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRateLimit {
+    Rate(String),
+    Full { rate: String, burst: Option<u32> },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Open after this many failures in a row.
+    pub failures: Option<u32>,
+    /// ...or when this share of the attempts in `window` failed...
+    pub failure_rate: Option<f64>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub window: Option<Duration>,
+    /// ...counting only once the window holds this many attempts.
+    pub min_requests: Option<u32>,
+    /// How long it stays open before one probe is let through.
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub open_for: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +173,13 @@ pub struct RawSubscriber {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub retry: RawRetry,
+    /// Deliveries per time unit, with a burst: `50/s` or `{ rate: 50/s, burst: 100 }`.
+    pub rate_limit: Option<RawRateLimit>,
+    /// Stop attempting while the subscriber fails; `{}` takes every default.
+    pub circuit_breaker: Option<RawBreaker>,
+    /// Disable the subscriber after failing continuously this long (`0s`: never).
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub disable_after: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +219,9 @@ pub struct RawRoute {
     #[serde(default)]
     pub filters: Vec<RawFilter>,
     pub to: Vec<String>,
+    /// Whether fanout's own operational events (`dev.fanout.*`) go through this route.
+    #[serde(default)]
+    pub operational: bool,
 }
 
 /// A CloudEvents Subscriptions API filter expression: a map with exactly one dialect key (a

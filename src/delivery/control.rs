@@ -94,6 +94,11 @@ pub struct Control {
     recent: Mutex<VecDeque<(u64, u64, bool)>>,
     /// The last [`ATTEMPT_LOG`] attempts, oldest first.
     attempt_log: Mutex<VecDeque<Attempted>>,
+    /// The circuit breaker's state (closed when there is none).
+    circuit: Mutex<super::breaker::State>,
+    pub circuit_opened: AtomicU64,
+    /// Since when every attempt failed (ms since the epoch; 0 = not failing).
+    pub failing_since_ms: AtomicU64,
 }
 
 /// One finished attempt, as the dispatcher reports it.
@@ -149,6 +154,9 @@ impl Control {
             last_error: Mutex::new(None),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ATTEMPTS)),
             attempt_log: Mutex::new(VecDeque::with_capacity(ATTEMPT_LOG)),
+            circuit: Mutex::new(super::breaker::State::Closed),
+            circuit_opened: AtomicU64::new(0),
+            failing_since_ms: AtomicU64::new(0),
         }
     }
 
@@ -210,6 +218,14 @@ impl Control {
         } else {
             "active"
         }
+    }
+
+    pub fn circuit(&self) -> super::breaker::State {
+        *self.circuit.lock().expect("lock")
+    }
+
+    pub fn set_circuit(&self, state: super::breaker::State) {
+        *self.circuit.lock().expect("lock") = state;
     }
 
     pub fn last_error(&self) -> Option<LastError> {

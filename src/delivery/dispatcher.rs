@@ -18,11 +18,14 @@ use crate::ids::{webhook_id, EventSeq, SubscriberId};
 use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
 
+use super::breaker::{Breaker, Permit, Transition};
 use super::control::{Attempted, Control};
 use super::outcome::{classify, Outcome};
 use super::policy::{decide, Decision};
+use super::rate_limit::TokenBucket;
 use super::request;
 use super::sender::Sender;
+use crate::operational::{self, Emitter};
 
 /// Events read from the log per store call.
 const READ_BATCH: usize = 256;
@@ -41,6 +44,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Woken when a dead letter is queued for forwarding (`None`: no dead-letter URL).
     pub dead_letter_outbox: Option<Arc<Notify>>,
+    /// Where operational events go (`None` in tests that do not need them).
+    pub events: Option<Emitter>,
     /// How long shutdown waits for attempts in flight.
     pub grace: Duration,
 }
@@ -73,6 +78,21 @@ pub struct Dispatcher {
     /// Log positions up to here may already have a retry or dead-letter record (from before a
     /// restart); newer ones cannot, so they skip that lookup.
     recovered_upto: EventSeq,
+    /// The rate limit and the circuit breaker of the policy in force.
+    bucket: Option<TokenBucket>,
+    breaker: Option<Breaker>,
+    /// Whether an attempt may start now.
+    gate: Gate,
+}
+
+/// What holds attempts back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    Open,
+    /// The rate limit or the open circuit, until this time (ms).
+    Until(u64),
+    /// The half-open circuit's probe is in flight.
+    Probe,
 }
 
 impl Dispatcher {
@@ -96,6 +116,9 @@ impl Dispatcher {
             retries_in_flight: HashSet::new(),
             persisted_cursor: cursor,
             recovered_upto,
+            bucket: None,
+            breaker: None,
+            gate: Gate::Open,
         })
     }
 
@@ -116,8 +139,13 @@ impl Dispatcher {
             // loop, so a commit racing with `fill` is never missed. (Waiting only when
             // `scan_pos` is past the watermark read *here* lost that race: the dispatcher
             // then slept with no task and no timer, and stalled.)
-            let slot_free = self.in_flight() < self.context.control.config().concurrency;
-            let retry_timer = self.retry_timer();
+            let slot_free = self.in_flight() < self.context.control.config().concurrency
+                && self.gate == Gate::Open;
+            let retry_timer = match self.gate {
+                Gate::Open => self.retry_timer(),
+                Gate::Until(at_ms) => Some(at_ms),
+                Gate::Probe => None,
+            };
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.finish(done);
@@ -154,11 +182,71 @@ impl Dispatcher {
         self.tasks.len()
     }
 
+    /// Builds or updates the rate limit and the circuit breaker from the policy in force.
+    fn sync_policies(&mut self, now_ms: u64) {
+        let config = self.context.control.config();
+        match (config.rate_limit, &mut self.bucket) {
+            (None, _) => self.bucket = None,
+            (Some(limit), Some(bucket)) => bucket.set_limit(limit),
+            (Some(limit), None) => self.bucket = Some(TokenBucket::new(limit, now_ms)),
+        }
+        match (config.circuit_breaker, &mut self.breaker) {
+            (None, _) => {
+                self.breaker = None;
+                self.context
+                    .control
+                    .set_circuit(super::breaker::State::Closed);
+            }
+            (Some(policy), Some(breaker)) => breaker.set_policy(policy),
+            (Some(policy), None) => self.breaker = Some(Breaker::new(policy)),
+        }
+    }
+
+    /// Whether one more attempt may start now (the circuit and the rate limit agree); sets
+    /// [`Gate`] when not.
+    fn admit(&mut self, now_ms: u64) -> bool {
+        let mut probe = false;
+        if let Some(breaker) = &mut self.breaker {
+            let (permit, transition) = breaker.permit(now_ms);
+            let state = breaker.state();
+            if let Some(transition) = transition {
+                announce(&self.context, transition, state);
+            }
+            match permit {
+                Permit::Yes => {}
+                Permit::Probe => probe = true,
+                Permit::No(Some(until_ms)) => {
+                    self.gate = Gate::Until(until_ms);
+                    return false;
+                }
+                Permit::No(None) => {
+                    self.gate = Gate::Probe;
+                    return false;
+                }
+            }
+        }
+        if let Some(bucket) = &mut self.bucket {
+            if let Err(at_ms) = bucket.take(now_ms) {
+                if probe {
+                    if let Some(breaker) = &mut self.breaker {
+                        breaker.cancel_probe();
+                    }
+                }
+                self.gate = Gate::Until(at_ms);
+                return false;
+            }
+        }
+        true
+    }
+
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
+        self.gate = Gate::Open;
         if !self.context.control.may_deliver() {
             return Ok(());
         }
+        let now_ms = store::now_ms();
+        self.sync_policies(now_ms);
         let limit = self.context.control.config().concurrency;
         let context = Arc::clone(&self.context);
         let store = &context.store;
@@ -170,6 +258,9 @@ impl Dispatcher {
             for retry in due {
                 match store.event(retry.seq)? {
                     Some(stored) => {
+                        if !self.admit(now_ms) {
+                            break;
+                        }
                         self.retries_in_flight.insert(retry.seq);
                         self.spawn(Job {
                             seq: retry.seq,
@@ -185,12 +276,16 @@ impl Dispatcher {
                 }
             }
         }
-        while self.in_flight() < limit {
+        while self.in_flight() < limit && self.gate == Gate::Open {
             let Some(stored) = self.next_fresh()? else {
                 break;
             };
             if stored.seq <= self.recovered_upto && store.has_delivery_record(id, stored.seq)? {
                 continue;
+            }
+            if !self.admit(now_ms) {
+                self.buffer.push_front(stored);
+                break;
             }
             self.fresh_in_flight.insert(stored.seq);
             self.spawn(Job {
@@ -263,12 +358,71 @@ impl Dispatcher {
             }
         };
         let seq = done.job.seq;
+        self.observe(&done.outcome);
         if let Err(error) = self.apply(done) {
             tracing::error!(subscriber = %self.context.control.name, seq = %seq, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
         self.fresh_in_flight.remove(&seq);
         self.retries_in_flight.remove(&seq);
         self.save_cursor();
+    }
+
+    /// Tells the circuit breaker an outcome, and keeps the failing streak that `disable_after`
+    /// measures.
+    fn observe(&mut self, outcome: &Outcome) {
+        let now_ms = store::now_ms();
+        if let Some(breaker) = &mut self.breaker {
+            // Only failures that speak of the endpoint's health count.
+            let failed = matches!(outcome, Outcome::Retryable { .. });
+            if let Some(transition) = breaker.record(now_ms, failed) {
+                announce(&self.context, transition, breaker.state());
+            }
+        }
+        let context = &self.context;
+        let control = &context.control;
+        let since = control
+            .failing_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let result = if matches!(outcome, Outcome::Success { .. }) {
+            if since == 0 {
+                return;
+            }
+            control
+                .failing_since_ms
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            context.store.set_failing_since(context.id, None)
+        } else {
+            let since = if since == 0 {
+                control
+                    .failing_since_ms
+                    .store(now_ms, std::sync::atomic::Ordering::Relaxed);
+                if let Err(error) = context.store.set_failing_since(context.id, Some(now_ms)) {
+                    tracing::error!(subscriber = %control.name, error = %error, "Cannot record when the subscriber started failing.");
+                }
+                now_ms
+            } else {
+                since
+            };
+            match control.config().disable_after {
+                Some(limit)
+                    if now_ms.saturating_sub(since) >= store::millis(limit)
+                        && control.disabled().is_none() =>
+                {
+                    let reason = format!(
+                        "failing continuously since {} (disable_after {})",
+                        humantime::format_rfc3339_millis(
+                            SystemTime::UNIX_EPOCH + Duration::from_millis(since)
+                        ),
+                        humantime::format_duration(limit)
+                    );
+                    disable(context, reason)
+                }
+                _ => Ok(()),
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(subscriber = %control.name, error = %error, "Cannot record the subscriber's health.");
+        }
     }
 
     fn apply(&mut self, done: Done) -> Result<(), StoreError> {
@@ -355,6 +509,27 @@ impl Dispatcher {
                 )?;
                 Metrics::add(&context.metrics.dead_lettered, 1);
                 Metrics::add(&control.dead_lettered, 1);
+                if let Some(events) = &context.events {
+                    if !operational::is_operational(&letter.event) {
+                        events.emit(
+                            operational::DELIVERY_DEAD_LETTERED,
+                            (context.id, name),
+                            serde_json::json!({
+                                "subscriber": name,
+                                "webhook_id": webhook_id(job.seq, context.id),
+                                "event": {
+                                    "id": letter.event.id,
+                                    "source": letter.event.source,
+                                    "type": letter.event.ty,
+                                    "subject": letter.event.subject,
+                                },
+                                "reason": letter.reason,
+                                "attempts": letter.attempts,
+                                "last_status": letter.last_status,
+                            }),
+                        );
+                    }
+                }
                 tracing::warn!(subscriber = %name, event_id = %letter.event.id, webhook_id = %webhook_id(job.seq, context.id), attempt = attempts, status = ?letter.last_status, reason = %letter.reason, "Delivery dead-lettered.");
                 if let Some(outbox) = &context.dead_letter_outbox {
                     outbox.notify_one();
@@ -369,11 +544,9 @@ impl Dispatcher {
                     last_error: Some(reason.clone()),
                 };
                 store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
-                store.set_disabled(context.id, Some(&reason))?;
                 if control.disabled().is_none() {
-                    tracing::error!(subscriber = %name, event_id = %job.event.id, attempt = attempts, status = ?attempt.status, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
+                    disable(context, reason)?;
                 }
-                control.set_disabled(Some(reason));
             }
         }
         Ok(())
@@ -401,6 +574,57 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// Disables the subscriber (persisted), keeping its deliveries; tells operators.
+fn disable(context: &Context, reason: String) -> Result<(), StoreError> {
+    let control = &context.control;
+    context.store.set_disabled(context.id, Some(&reason))?;
+    tracing::error!(subscriber = %control.name, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
+    if let Some(events) = &context.events {
+        events.emit(
+            operational::SUBSCRIBER_DISABLED,
+            (context.id, &control.name),
+            serde_json::json!({ "subscriber": control.name, "reason": reason }),
+        );
+    }
+    control.set_disabled(Some(reason));
+    Ok(())
+}
+
+/// Shows a circuit breaker transition to operators: state, log, counter, operational event.
+fn announce(context: &Context, transition: Transition, state: super::breaker::State) {
+    let control = &context.control;
+    control.set_circuit(state);
+    let name = &control.name;
+    let event = match transition {
+        Transition::Opened { until_ms } => {
+            Metrics::add(&control.circuit_opened, 1);
+            let until = humantime::format_rfc3339_millis(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(until_ms),
+            )
+            .to_string();
+            tracing::warn!(subscriber = %name, until = %until, "Circuit opened; no attempts until then.");
+            Some((
+                operational::CIRCUIT_OPENED,
+                serde_json::json!({ "subscriber": name, "until": until }),
+            ))
+        }
+        Transition::HalfOpened => {
+            tracing::info!(subscriber = %name, "Circuit half-open; one probe attempt.");
+            None
+        }
+        Transition::Closed => {
+            tracing::info!(subscriber = %name, "Circuit closed; deliveries flow again.");
+            Some((
+                operational::CIRCUIT_CLOSED,
+                serde_json::json!({ "subscriber": name }),
+            ))
+        }
+    };
+    if let (Some(events), Some((ty, data))) = (&context.events, event) {
+        events.emit(ty, (context.id, name), data);
     }
 }
 

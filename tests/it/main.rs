@@ -5,6 +5,7 @@ mod admin;
 mod cesql;
 mod dashboard;
 mod delivery;
+mod health;
 mod ingest;
 mod process;
 mod routing;

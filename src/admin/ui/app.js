@@ -202,7 +202,7 @@ function successRate(subscriber) {
  *  than not, 1 failing sometimes or holding dead letters, 0 fine. */
 function trouble(subscriber) {
   if (subscriber.state === 'disabled' || subscriber.state === 'orphaned') return 3;
-  if (subscriber.state === 'paused' || successRate(subscriber) < 0.5) return 2;
+  if (subscriber.state === 'paused' || subscriber.circuit === 'open' || successRate(subscriber) < 0.5) return 2;
   if (subscriber.dead_letters > 0 || subscriber.retrying > 0 || successRate(subscriber) < 0.99) return 1;
   return 0;
 }
@@ -240,7 +240,9 @@ async function overview(mine) {
     const lastError = subscriber.last_error;
     return h('tr', {class: level >= 2 ? 'problem bad' : level > 0 ? 'problem' : null, 'data-subscriber': subscriber.name},
       h('td', {}, subscriberLink(subscriber.name)),
-      h('td', {}, badge(subscriber.state), subscriber.disabled_reason ? h('div', {class: 'muted'}, subscriber.disabled_reason) : null),
+      h('td', {}, badge(subscriber.state),
+        subscriber.circuit && subscriber.circuit !== 'closed' ? [' ', h('span', {class: 'badge failed'}, `circuit ${subscriber.circuit.replace('_', '-')}`)] : null,
+        subscriber.disabled_reason ? h('div', {class: 'muted'}, subscriber.disabled_reason) : null),
       h('td', {class: 'num'}, fmtNum(subscriber.pending), subscriber.pending_exact ? '' : '+'),
       h('td', {class: 'num'}, fmtNum(subscriber.in_flight)),
       h('td', {class: 'num'}, fmtPct(recent.success_rate)),
@@ -318,11 +320,19 @@ async function subscriberPage(name) {
           h('dt', {}, 'Retry'), h('dd', {}, `${retry.max_attempts} attempts, ${retry.initial_interval} × ${retry.multiplier} up to ${retry.max_interval}, jitter ${retry.jitter}, for at most ${retry.max_age}`),
           h('dt', {}, 'Retried on'), h('dd', {}, retry.retry_on.join(', ') + ', connection errors and timeouts'),
           h('dt', {}, 'Signed'), h('dd', {}, policy.signing_secrets ? `yes, ${policy.signing_secrets} secret(s)` : 'no'),
+          h('dt', {}, 'Rate limit'), h('dd', {}, policy.rate_limit ? `${fmtRate(policy.rate_limit.per_second)}/s, burst ${policy.rate_limit.burst}` : 'none'),
+          h('dt', {}, 'Circuit breaker'), h('dd', {}, policy.circuit_breaker
+            ? `opens after ${policy.circuit_breaker.failures} failures in a row or ${policy.circuit_breaker.failure_rate * 100}% of ≥ ${policy.circuit_breaker.min_requests} in ${policy.circuit_breaker.window}; open for ${policy.circuit_breaker.open_for}`
+            : 'off'),
+          h('dt', {}, 'Disable after'), h('dd', {}, policy.disable_after ? `${policy.disable_after} of continuous failure` : 'never'),
           h('dt', {}, 'Static headers'), h('dd', {}, policy.header_names.length ? policy.header_names.join(', ') : 'none'))),
       h('section', {class: 'panel'}, h('h2', {}, 'Failures'),
         h('dl', {class: 'props'},
           h('dt', {}, 'Last error'), h('dd', {}, subscriber.last_error ? `${subscriber.last_error.error} (${ago(subscriber.last_error.at)})` : 'none'),
           h('dt', {}, 'Next retry'), h('dd', {}, subscriber.next_retry_at ? fmtTime(subscriber.next_retry_at) : 'none'),
+          h('dt', {}, 'Circuit'), h('dd', {id: 'circuit'}, h('span', {class: subscriber.circuit === 'closed' ? 'badge ok' : 'badge failed'}, subscriber.circuit.replace('_', '-')),
+            subscriber.circuit_open_until ? ` until ${fmtTime(subscriber.circuit_open_until)}` : ''),
+          h('dt', {}, 'Failing since'), h('dd', {}, subscriber.failing_since ? `${fmtTime(subscriber.failing_since)} (${ago(subscriber.failing_since)})` : '–'),
           h('dt', {}, 'Dead letters'), h('dd', {}, h('a', {href: `#/dead-letters?${new URLSearchParams({subscriber: name})}`}, `${fmtNum(subscriber.dead_letters)} – open the list`))))),
     h('section', {class: 'panel'},
       h('h2', {}, 'Recent deliveries '),
