@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use filter::Filter;
-pub use secret::Secret;
+pub use secret::{Credential, Secret};
 
 /// Environment lookup used for `${VAR}` interpolation; passed in so that nothing reads the
 /// process environment behind the caller's back (and tests can pass a map).
@@ -118,6 +118,28 @@ pub struct SubscriberConfig {
     pub circuit_breaker: Option<BreakerPolicy>,
     /// Disabled after failing continuously this long (`None`: never).
     pub disable_after: Option<Duration>,
+    /// How fanout authenticates to the subscriber's endpoint.
+    pub auth: Option<ReceiverAuth>,
+}
+
+/// Credentials a subscriber's endpoint asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReceiverAuth {
+    /// `Authorization: Bearer <token>`, or the `access_token` query parameter (`query`).
+    Bearer { token: Credential, query: bool },
+    Basic {
+        username: String,
+        password: Credential,
+    },
+    /// OAuth 2.0 client credentials: a token fetched from `token_url`, cached, refreshed
+    /// before it expires.
+    OAuth2 {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: Credential,
+        scope: Option<String>,
+        audience: Option<String>,
+    },
 }
 
 /// A token bucket: `per_second` tokens a second, holding at most `burst`.

@@ -3,6 +3,7 @@
 //! [`request`]); [`dispatcher`] and [`dead_letter`] only carry data between them, the store and
 //! the [`sender`].
 
+pub mod auth;
 pub mod breaker;
 pub mod control;
 pub mod dead_letter;
@@ -120,6 +121,7 @@ impl Dispatchers {
             dead_letter_outbox: self.outbox.clone(),
             events: self.events.clone(),
             grace: self.grace,
+            auth: auth::Authenticator::default(),
         })?;
         self.names
             .write()

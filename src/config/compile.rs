@@ -5,10 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::raw::{OneOrMany, RawBreaker, RawConfig, RawRateLimit, RawRetry, StatusPattern};
+use super::raw::{
+    OneOrMany, RawAuth, RawBearer, RawBreaker, RawConfig, RawRateLimit, RawRetry, StatusPattern,
+};
+use super::secret::Credential;
 use super::{
     filter, AdminConfig, BreakerPolicy, Config, DeadLetterConfig, Durability, Mode, RateLimit,
-    RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig, StorageConfig, SubscriberConfig,
+    ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig, StorageConfig,
+    SubscriberConfig,
 };
 
 /// Built-in defaults, in one place so the README can quote them.
@@ -169,6 +173,9 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .disable_after
             .or(raw.defaults.disable_after)
             .unwrap_or(defaults::DISABLE_AFTER);
+        let auth = subscriber
+            .auth
+            .and_then(|raw| receiver_auth(raw, &format!("{key}.auth"), &mut errors));
         if let Some(url) = url {
             subscribers.push(SubscriberConfig {
                 name,
@@ -182,6 +189,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 rate_limit,
                 circuit_breaker,
                 disable_after: (!disable_after.is_zero()).then_some(disable_after),
+                auth,
             });
         }
     }
@@ -476,6 +484,82 @@ fn rate_limit(
     Some(RateLimit {
         per_second,
         burst: burst.unwrap_or_else(|| (per_second.ceil() as u32).max(1)),
+    })
+}
+
+fn receiver_auth(
+    raw: RawAuth,
+    key: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<ReceiverAuth> {
+    let credential = |text: &str, field: &str, errors: &mut Vec<(String, String)>| {
+        Credential::load(text)
+            .map_err(|error| errors.push((format!("{key}.{field}"), error)))
+            .ok()
+    };
+    let RawAuth {
+        bearer,
+        basic,
+        oauth2,
+    } = raw;
+    let methods = usize::from(bearer.is_some())
+        + usize::from(basic.is_some())
+        + usize::from(oauth2.is_some());
+    if methods != 1 {
+        errors.push((
+            key.to_owned(),
+            "give exactly one method: bearer, basic or oauth2".into(),
+        ));
+        return None;
+    }
+    if let Some(bearer) = bearer {
+        let (token, location) = match bearer {
+            RawBearer::Token(token) => (token, None),
+            RawBearer::Full { token, location } => (token, location),
+        };
+        let query = match location.as_deref() {
+            None | Some("header") => false,
+            Some("query") => true,
+            Some(other) => {
+                errors.push((
+                    format!("{key}.bearer.in"),
+                    format!(
+                        "{other:?}: write header (Authorization: Bearer) or query (access_token)"
+                    ),
+                ));
+                return None;
+            }
+        };
+        return Some(ReceiverAuth::Bearer {
+            token: credential(&token, "bearer.token", errors)?,
+            query,
+        });
+    }
+    if let Some(basic) = basic {
+        if basic.username.contains(':') {
+            errors.push((
+                format!("{key}.basic.username"),
+                "a basic-auth user name cannot contain ':'".into(),
+            ));
+            return None;
+        }
+        return Some(ReceiverAuth::Basic {
+            username: basic.username,
+            password: credential(&basic.password, "basic.password", errors)?,
+        });
+    }
+    let oauth2 = oauth2.expect("one method");
+    let token_url = parse_url(
+        &oauth2.token_url,
+        &format!("{key}.oauth2.token_url"),
+        errors,
+    )?;
+    Some(ReceiverAuth::OAuth2 {
+        token_url,
+        client_id: oauth2.client_id,
+        client_secret: credential(&oauth2.client_secret, "oauth2.client_secret", errors)?,
+        scope: oauth2.scope,
+        audience: oauth2.audience,
     })
 }
 

@@ -180,6 +180,46 @@ pub struct RawSubscriber {
     /// Disable the subscriber after failing continuously this long (`0s`: never).
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub disable_after: Option<Duration>,
+    /// Credentials for the endpoint.
+    pub auth: Option<RawAuth>,
+}
+
+/// Exactly one of the methods.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub bearer: Option<RawBearer>,
+    pub basic: Option<RawBasic>,
+    pub oauth2: Option<RawOAuth2>,
+}
+
+/// `bearer: TOKEN` or `bearer: { token: TOKEN, in: header | query }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBearer {
+    Token(String),
+    Full {
+        token: String,
+        #[serde(rename = "in")]
+        location: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

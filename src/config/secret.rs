@@ -45,3 +45,39 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(<redacted>)")
     }
 }
+
+/// A credential for a subscriber's endpoint (a bearer token, a password, a client secret).
+/// `Debug` and `Display` redact it; only the request builder reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(String);
+
+impl Credential {
+    /// `file:/path` reads the file (trailing newline removed); anything else is the value
+    /// itself (which `${VAR}` interpolation may have filled from the environment).
+    ///
+    /// # Errors
+    /// The file cannot be read, or the value is empty.
+    pub fn load(text: &str) -> Result<Credential, String> {
+        let value = match text.strip_prefix("file:") {
+            Some(path) => std::fs::read_to_string(path.trim())
+                .map_err(|error| format!("cannot read the credential file {path:?}: {error}"))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            None => text.to_owned(),
+        };
+        if value.is_empty() {
+            return Err("the credential is empty".into());
+        }
+        Ok(Credential(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}

@@ -142,6 +142,48 @@ fn data_and_sql_filter_errors_name_line_and_key() {
 }
 
 #[test]
+fn receiver_auth_errors_name_line_and_key_and_never_the_secret() {
+    let with_auth = |auth: &str| {
+        VALID.replace(
+            "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+            &format!("    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n    auth: {auth}\n"),
+        )
+    };
+    check_error(
+        &with_auth("{ bearer: t1, basic: { username: u, password: p } }"),
+        9,
+        "subscribers.erp.auth",
+        "exactly one method",
+    );
+    check_error(
+        &with_auth("{ bearer: { token: t1, in: cookie } }"),
+        9,
+        "subscribers.erp.auth.bearer.in",
+        "header",
+    );
+    check_error(
+        &with_auth("{ basic: { username: u, password: 'file:/nonexistent/pw' } }"),
+        9,
+        "subscribers.erp.auth.basic.password",
+        "cannot read the credential file",
+    );
+    check_error(
+        &with_auth("{ oauth2: { token_url: 'nope', client_id: c, client_secret: s } }"),
+        9,
+        "subscribers.erp.auth.oauth2.token_url",
+        "not a valid URL",
+    );
+    let config = parse_ok(&with_auth(
+        "{ basic: { username: shop, password: hunter2-secret } }",
+    ));
+    let debug = format!("{config:?}");
+    assert!(
+        debug.contains("Credential(<redacted>)") && !debug.contains("hunter2"),
+        "{debug}"
+    );
+}
+
+#[test]
 fn errors_name_file_line_and_key() {
     check_error(
         &VALID.replace("to: [erp, slack]", "to: [erp, ghost]"),

@@ -48,6 +48,8 @@ pub struct Context {
     pub events: Option<Emitter>,
     /// How long shutdown waits for attempts in flight.
     pub grace: Duration,
+    /// The subscriber's OAuth 2.0 token cache.
+    pub auth: super::auth::Authenticator,
 }
 
 struct Job {
@@ -650,10 +652,30 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .chain(signed.iter())
         .map(|(name, value)| (name.as_str(), value.as_str()));
     let started = std::time::Instant::now();
-    let result = context
-        .sender
-        .post(&config.url, headers, message.body.clone(), config.timeout)
-        .await;
+    let credentials = match &config.auth {
+        None => Ok(super::auth::Credentials::default()),
+        Some(auth) => context.auth.credentials(auth, &context.sender).await,
+    };
+    let result = match credentials {
+        Ok(credentials) => {
+            let mut url = config.url.clone();
+            if let Some((name, value)) = &credentials.query {
+                url.query_pairs_mut().append_pair(name, value);
+            }
+            let headers = headers.chain(
+                credentials
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            context
+                .sender
+                .post(&url, headers, message.body.clone(), config.timeout)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        Err(error) => Err(format!("no credentials for the endpoint: {error}")),
+    };
     let (outcome, attempt) = match result {
         Ok(response) => (
             classify(
@@ -671,24 +693,35 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
                 response_headers: response.headers,
             },
         ),
-        Err(error) => {
-            let error = error.to_string();
-            (
-                Outcome::Retryable {
-                    status: None,
-                    error: Some(error.clone()),
-                    retry_after: None,
-                },
-                AttemptRecord {
-                    at_ms,
-                    status: None,
-                    error: Some(error),
-                    latency_us: micros(started.elapsed()),
-                    response_excerpt: None,
-                    response_headers: Vec::new(),
-                },
-            )
+        Err(error) => (
+            Outcome::Retryable {
+                status: None,
+                error: Some(error.clone()),
+                retry_after: None,
+            },
+            AttemptRecord {
+                at_ms,
+                status: None,
+                error: Some(error),
+                latency_us: micros(started.elapsed()),
+                response_excerpt: None,
+                response_headers: Vec::new(),
+            },
+        ),
+    };
+    // A refused OAuth 2.0 token may have been revoked: fetch a new one for the retry.
+    let outcome = match (&config.auth, outcome) {
+        (Some(crate::config::ReceiverAuth::OAuth2 { .. }), Outcome::Permanent { status: 401 }) => {
+            context.auth.invalidate().await;
+            Outcome::Retryable {
+                status: Some(401),
+                error: Some(
+                    "the endpoint refused the OAuth 2.0 token; a new one will be fetched".into(),
+                ),
+                retry_after: None,
+            }
         }
+        (_, outcome) => outcome,
     };
     context
         .control

@@ -131,7 +131,88 @@ impl Sender {
     }
 }
 
+/// An OAuth 2.0 access token and its lifetime.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub access_token: String,
+    /// `expires_in`, when the server said.
+    pub expires_in: Option<Duration>,
+}
+
+/// Why no token came.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token request failed: {0}")]
+    Send(#[from] SendError),
+    #[error("the token endpoint answered {status}: {excerpt}")]
+    Status { status: u16, excerpt: String },
+    #[error("the token endpoint's answer has no access_token: {0}")]
+    Body(String),
+}
+
+impl Sender {
+    /// Asks `token_url` for an access token with the client-credentials grant (RFC 6749
+    /// section 4.4), authenticating with HTTP basic auth.
+    ///
+    /// # Errors
+    /// No answer, a non-2xx answer, or one without `access_token`.
+    pub async fn fetch_token(
+        &self,
+        token_url: &url::Url,
+        client_id: &str,
+        client_secret: &str,
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Token, TokenError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .client
+            .post(token_url.as_str())
+            .timeout(timeout)
+            .basic_auth(client_id, Some(client_secret))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| classify(error, timeout))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| classify(error, timeout))?;
+        if !(200..300).contains(&status) {
+            return Err(TokenError::Status {
+                status,
+                excerpt: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let answer: Answer =
+            serde_json::from_slice(&bytes).map_err(|error| TokenError::Body(error.to_string()))?;
+        Ok(Token {
+            access_token: answer.access_token,
+            expires_in: answer.expires_in.map(Duration::from_secs),
+        })
+    }
+}
+
 fn classify(error: reqwest::Error, timeout: Duration) -> SendError {
+    // An `access_token` in the URL must not reach a log through the error's text.
+    let redact = error
+        .url()
+        .and_then(|url| url.query())
+        .is_some_and(|query| query.contains("access_token"));
+    let error = if redact { error.without_url() } else { error };
     if error.is_timeout() {
         SendError::Timeout(timeout)
     } else if error.is_connect() {

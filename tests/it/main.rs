@@ -8,5 +8,6 @@ mod delivery;
 mod health;
 mod ingest;
 mod process;
+mod receiver_auth;
 mod routing;
 mod support;

@@ -235,6 +235,8 @@ pub fn event(ty: &str, id: &str) -> serde_json::Value {
 /// What the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// Path and query of the request.
+    pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -262,6 +264,8 @@ impl Received {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body (default: `answered <status>`).
+    pub body: Option<String>,
     /// Never answer (the request hangs until the client gives up).
     pub hang: bool,
 }
@@ -271,6 +275,7 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
+            body: None,
             hang: false,
         }
     }
@@ -281,6 +286,13 @@ impl Reply {
         Reply {
             hang: true,
             ..Reply::ok()
+        }
+    }
+    /// A JSON body.
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            body: Some(body.to_string()),
+            ..Reply::status(status).with_header("content-type", "application/json")
         }
     }
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
@@ -378,6 +390,7 @@ async fn receive(
     state: web::Data<ReceiverState>,
 ) -> HttpResponse {
     let received = Received {
+        path: request.uri().to_string(),
         headers: request
             .headers()
             .iter()
@@ -406,7 +419,10 @@ async fn receive(
     for (name, value) in reply.headers {
         response.insert_header((name, value));
     }
-    response.body(format!("answered {}", reply.status))
+    let body = reply
+        .body
+        .unwrap_or_else(|| format!("answered {}", reply.status));
+    response.body(body)
 }
 
 /// Verifies a Standard Webhooks signature from the spec, independently of fanout's signer:
