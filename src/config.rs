@@ -120,6 +120,15 @@ pub struct SubscriberConfig {
     pub disable_after: Option<Duration>,
     /// How fanout authenticates to the subscriber's endpoint.
     pub auth: Option<ReceiverAuth>,
+    /// The CloudEvents webhook validation handshake, with the origin fanout announces.
+    pub handshake: Option<Handshake>,
+}
+
+/// CloudEvents webhook abuse protection: an `OPTIONS` handshake before the first delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// What `WebHook-Request-Origin` says (a DNS name identifying this sender).
+    pub origin: String,
 }
 
 /// Credentials a subscriber's endpoint asks for.

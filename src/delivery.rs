@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod control;
 pub mod dead_letter;
 pub mod dispatcher;
+pub mod handshake;
 pub mod outcome;
 pub mod policy;
 pub mod rate_limit;

@@ -38,6 +38,9 @@ struct SubscriberView {
     circuit_open_until: Option<String>,
     /// Since when every attempt failed (what `disable_after` measures).
     failing_since: Option<String>,
+    /// The webhook validation handshake: `granted`, `refused: ...` (absent: not configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +82,7 @@ fn view(store: &Store, control: &Control) -> Result<SubscriberView, StoreError> 
             0 => None,
             since => Some(time(since)),
         },
+        handshake: control.handshake(),
     })
 }
 

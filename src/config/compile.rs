@@ -6,13 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{
-    OneOrMany, RawAuth, RawBearer, RawBreaker, RawConfig, RawRateLimit, RawRetry, StatusPattern,
+    OneOrMany, RawAuth, RawBearer, RawBreaker, RawConfig, RawHandshake, RawRateLimit, RawRetry,
+    StatusPattern,
 };
 use super::secret::Credential;
 use super::{
-    filter, AdminConfig, BreakerPolicy, Config, DeadLetterConfig, Durability, Mode, RateLimit,
-    ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig, StorageConfig,
-    SubscriberConfig,
+    filter, AdminConfig, BreakerPolicy, Config, DeadLetterConfig, Durability, Handshake, Mode,
+    RateLimit, ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig,
+    StorageConfig, SubscriberConfig,
 };
 
 /// Built-in defaults, in one place so the README can quote them.
@@ -37,6 +38,8 @@ pub mod defaults {
     pub const JITTER: f64 = 0.2;
     pub const MAX_ATTEMPTS: u32 = 12;
     pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    /// `WebHook-Request-Origin` when a handshake names none.
+    pub const ORIGIN: &str = "fanout";
     pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
     pub const BREAKER_FAILURES: u32 = 5;
     pub const BREAKER_FAILURE_RATE: f64 = 0.5;
@@ -173,6 +176,21 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .disable_after
             .or(raw.defaults.disable_after)
             .unwrap_or(defaults::DISABLE_AFTER);
+        let handshake = match subscriber.handshake {
+            None | Some(RawHandshake::On(false)) => None,
+            Some(RawHandshake::On(true)) => Some(Handshake {
+                origin: defaults::ORIGIN.to_owned(),
+            }),
+            Some(RawHandshake::Full { origin }) => {
+                if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c == ',') {
+                    errors.push((
+                        format!("{key}.handshake.origin"),
+                        format!("{origin:?} is not a DNS name"),
+                    ));
+                }
+                Some(Handshake { origin })
+            }
+        };
         let auth = subscriber
             .auth
             .and_then(|raw| receiver_auth(raw, &format!("{key}.auth"), &mut errors));
@@ -190,6 +208,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 circuit_breaker,
                 disable_after: (!disable_after.is_zero()).then_some(disable_after),
                 auth,
+                handshake,
             });
         }
     }

@@ -182,6 +182,15 @@ pub struct RawSubscriber {
     pub disable_after: Option<Duration>,
     /// Credentials for the endpoint.
     pub auth: Option<RawAuth>,
+    /// `true`, or `{ origin: name }`.
+    pub handshake: Option<RawHandshake>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHandshake {
+    On(bool),
+    Full { origin: String },
 }
 
 /// Exactly one of the methods.

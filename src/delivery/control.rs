@@ -99,6 +99,8 @@ pub struct Control {
     pub circuit_opened: AtomicU64,
     /// Since when every attempt failed (ms since the epoch; 0 = not failing).
     pub failing_since_ms: AtomicU64,
+    /// The validation handshake's state, for operators (`None`: no handshake configured).
+    handshake: Mutex<Option<String>>,
 }
 
 /// One finished attempt, as the dispatcher reports it.
@@ -157,6 +159,7 @@ impl Control {
             circuit: Mutex::new(super::breaker::State::Closed),
             circuit_opened: AtomicU64::new(0),
             failing_since_ms: AtomicU64::new(0),
+            handshake: Mutex::new(None),
         }
     }
 
@@ -226,6 +229,14 @@ impl Control {
 
     pub fn set_circuit(&self, state: super::breaker::State) {
         *self.circuit.lock().expect("lock") = state;
+    }
+
+    pub fn handshake(&self) -> Option<String> {
+        self.handshake.lock().expect("lock").clone()
+    }
+
+    pub fn set_handshake(&self, state: Option<String>) {
+        *self.handshake.lock().expect("lock") = state;
     }
 
     pub fn last_error(&self) -> Option<LastError> {

@@ -85,6 +85,16 @@ pub struct Dispatcher {
     breaker: Option<Breaker>,
     /// Whether an attempt may start now.
     gate: Gate,
+    handshake: HandshakeState,
+}
+
+/// Where the validation handshake stands.
+#[derive(Debug, Default)]
+struct HandshakeState {
+    /// The URL and origin granted, and the granted rate.
+    granted: Option<(url::Url, String, super::handshake::Grant)>,
+    refusals: u32,
+    next_try_ms: u64,
 }
 
 /// What holds attempts back.
@@ -121,6 +131,7 @@ impl Dispatcher {
             bucket: None,
             breaker: None,
             gate: Gate::Open,
+            handshake: HandshakeState::default(),
         })
     }
 
@@ -129,7 +140,13 @@ impl Dispatcher {
         let mut committed = self.context.store.committed();
         loop {
             committed.borrow_and_update();
-            if let Err(error) = self.fill() {
+            let validated = tokio::select! {
+                validated = self.validate() => validated,
+                _ = shutdown.cancelled() => break,
+            };
+            if !validated {
+                // `validate` set the gate to its next try.
+            } else if let Err(error) = self.fill() {
                 tracing::error!(subscriber = %self.context.control.name, error = %error, "Dispatcher cannot read the store.");
                 tokio::select! {
                     _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
@@ -184,10 +201,104 @@ impl Dispatcher {
         self.tasks.len()
     }
 
-    /// Builds or updates the rate limit and the circuit breaker from the policy in force.
+    /// The CloudEvents webhook validation handshake, when configured: true once the endpoint
+    /// granted this URL and origin. Refusals are tried again with the retry policy's backoff;
+    /// meanwhile nothing is delivered.
+    async fn validate(&mut self) -> bool {
+        let config = self.context.control.config();
+        let Some(handshake) = &config.handshake else {
+            if self.handshake.granted.take().is_some() || self.handshake.refusals > 0 {
+                self.handshake = HandshakeState::default();
+                self.context.control.set_handshake(None);
+            }
+            return true;
+        };
+        if let Some((url, origin, _)) = &self.handshake.granted {
+            if *url == config.url && *origin == handshake.origin {
+                return true;
+            }
+            self.handshake.granted = None;
+        }
+        if !self.context.control.may_deliver() {
+            return false;
+        }
+        let now_ms = store::now_ms();
+        if now_ms < self.handshake.next_try_ms {
+            self.gate = Gate::Until(self.handshake.next_try_ms);
+            return false;
+        }
+        let rate = config
+            .rate_limit
+            .map(|limit| (limit.per_second * 60.0).ceil() as u64);
+        let headers = super::handshake::request_headers(&handshake.origin, rate);
+        let answer = self
+            .context
+            .sender
+            .options(
+                &config.url,
+                headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+                config.timeout,
+            )
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|(status, headers)| {
+                super::handshake::evaluate(status, &headers, &handshake.origin)
+            });
+        let name = &self.context.control.name;
+        match answer {
+            Ok(grant) => {
+                tracing::info!(subscriber = %name, origin = %handshake.origin, rate_per_minute = ?grant.per_minute, "Webhook validation granted.");
+                self.context
+                    .control
+                    .set_handshake(Some(match grant.per_minute {
+                        Some(rate) => format!("granted ({rate}/min)"),
+                        None => "granted".to_owned(),
+                    }));
+                self.handshake.granted =
+                    Some((config.url.clone(), handshake.origin.clone(), grant));
+                self.handshake.refusals = 0;
+                true
+            }
+            Err(reason) => {
+                self.handshake.refusals += 1;
+                let delay = super::policy::backoff(
+                    &config.retry,
+                    self.handshake.refusals,
+                    rand::random::<f64>(),
+                );
+                self.handshake.next_try_ms = now_ms + store::millis(delay);
+                tracing::warn!(subscriber = %name, reason = %reason, retry_in_ms = store::millis(delay), "Webhook validation refused; nothing is delivered until it is granted.");
+                self.context
+                    .control
+                    .set_handshake(Some(format!("refused: {reason}")));
+                self.gate = Gate::Until(self.handshake.next_try_ms);
+                false
+            }
+        }
+    }
+
+    /// Builds or updates the rate limit and the circuit breaker from the policy in force (the
+    /// rate limit is the lower of the configured one and the one the handshake granted).
     fn sync_policies(&mut self, now_ms: u64) {
         let config = self.context.control.config();
-        match (config.rate_limit, &mut self.bucket) {
+        let granted = self
+            .handshake
+            .granted
+            .as_ref()
+            .and_then(|(_, _, grant)| grant.rate_limit());
+        let rate_limit = match (config.rate_limit, granted) {
+            (Some(configured), Some(granted)) => {
+                Some(if granted.per_second < configured.per_second {
+                    granted
+                } else {
+                    configured
+                })
+            }
+            (configured, granted) => configured.or(granted),
+        };
+        match (rate_limit, &mut self.bucket) {
             (None, _) => self.bucket = None,
             (Some(limit), Some(bucket)) => bucket.set_limit(limit),
             (Some(limit), None) => self.bucket = Some(TokenBucket::new(limit, now_ms)),
@@ -645,7 +756,13 @@ async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .map(store::millis)
         .unwrap_or(0);
     let timestamp = i64::try_from(at_ms / 1000).unwrap_or(i64::MAX);
-    let signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
+    let mut signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
+    if let Some(handshake) = &config.handshake {
+        signed.push((
+            super::handshake::REQUEST_ORIGIN.to_owned(),
+            handshake.origin.clone(),
+        ));
+    }
     let headers = message
         .headers
         .iter()

@@ -79,7 +79,49 @@ impl Sender {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, SendError> {
-        let mut request = self.client.post(url.as_str()).timeout(timeout).body(body);
+        let request = self.client.post(url.as_str()).timeout(timeout).body(body);
+        self.send(request, headers, timeout).await
+    }
+
+    /// Sends an `OPTIONS` request (the CloudEvents webhook validation handshake). The answer's
+    /// headers are all kept.
+    ///
+    /// # Errors
+    /// No HTTP answer arrived.
+    pub async fn options(
+        &self,
+        url: &url::Url,
+        headers: impl Iterator<Item = (&str, &str)>,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<(String, String)>), SendError> {
+        let request = self
+            .client
+            .request(reqwest::Method::OPTIONS, url.as_str())
+            .timeout(timeout);
+        let mut request = request;
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| classify(error, timeout))?;
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        Ok((response.status().as_u16(), headers))
+    }
+
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        headers: impl Iterator<Item = (&str, &str)>,
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
         for (name, value) in headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| SendError::Header(name.to_owned()))?;

@@ -5,6 +5,7 @@ mod admin;
 mod cesql;
 mod dashboard;
 mod delivery;
+mod handshake;
 mod health;
 mod ingest;
 mod process;

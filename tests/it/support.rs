@@ -235,6 +235,7 @@ pub fn event(ty: &str, id: &str) -> serde_json::Value {
 /// What the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub method: String,
     /// Path and query of the request.
     pub path: String,
     pub headers: HashMap<String, String>,
@@ -390,6 +391,7 @@ async fn receive(
     state: web::Data<ReceiverState>,
 ) -> HttpResponse {
     let received = Received {
+        method: request.method().to_string(),
         path: request.uri().to_string(),
         headers: request
             .headers()
