@@ -122,6 +122,8 @@ pub struct SubscriberConfig {
     pub auth: Option<ReceiverAuth>,
     /// The CloudEvents webhook validation handshake, with the origin fanout announces.
     pub handshake: Option<Handshake>,
+    /// Deliver events with the same value of this attribute one at a time, in accept order.
+    pub ordering: Option<String>,
 }
 
 /// CloudEvents webhook abuse protection: an `OPTIONS` handshake before the first delivery.

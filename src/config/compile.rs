@@ -191,6 +191,15 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 Some(Handshake { origin })
             }
         };
+        let ordering = subscriber.ordering.map(|ordering| ordering.key);
+        if let Some(attribute) = &ordering {
+            if !crate::event::is_valid_attribute_name(attribute) {
+                errors.push((
+                    format!("{key}.ordering.key"),
+                    format!("{attribute:?} is not a CloudEvents attribute name (lower-case letters and digits)"),
+                ));
+            }
+        }
         let auth = subscriber
             .auth
             .and_then(|raw| receiver_auth(raw, &format!("{key}.auth"), &mut errors));
@@ -209,6 +218,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 disable_after: (!disable_after.is_zero()).then_some(disable_after),
                 auth,
                 handshake,
+                ordering,
             });
         }
     }

@@ -184,6 +184,14 @@ pub struct RawSubscriber {
     pub auth: Option<RawAuth>,
     /// `true`, or `{ origin: name }`.
     pub handshake: Option<RawHandshake>,
+    /// `{ key: subject }`: per-key ordered delivery.
+    pub ordering: Option<RawOrdering>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrdering {
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

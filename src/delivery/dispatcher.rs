@@ -27,6 +27,12 @@ use super::request;
 use super::sender::Sender;
 use crate::operational::{self, Emitter};
 
+mod ordering;
+
+use ordering::KeyOrder;
+
+/// Most events an ordered dispatcher holds behind busy keys before it stops reading the log.
+const MAX_HELD: usize = 10_000;
 /// Events read from the log per store call.
 const READ_BATCH: usize = 256;
 /// Log records looked at per store call (bounds the work of skipping other subscribers' events).
@@ -86,6 +92,8 @@ pub struct Dispatcher {
     /// Whether an attempt may start now.
     gate: Gate,
     handshake: HandshakeState,
+    /// Per-key ordering, when the subscriber asks for it (taken from the policy at start).
+    order: Option<KeyOrder>,
 }
 
 /// Where the validation handshake stands.
@@ -119,7 +127,21 @@ impl Dispatcher {
             tracing::error!(subscriber = %context.control.name, reason = %reason, "Subscriber is disabled; its deliveries are kept pending.");
         }
         let recovered_upto = *context.store.committed().borrow();
+        let order = match &context.control.config().ordering {
+            Some(attribute) => {
+                // Deliveries waiting for a retry hold their keys from the start.
+                let mut order = KeyOrder::new(attribute);
+                for (seq, _) in context.store.retries(context.id)? {
+                    if let Some(stored) = context.store.event(seq)? {
+                        order.block(&stored.event, seq);
+                    }
+                }
+                Some(order)
+            }
+            None => None,
+        };
         Ok(Dispatcher {
+            order,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -389,27 +411,63 @@ impl Dispatcher {
                 }
             }
         }
+        // Heads of ordered keys released by finished deliveries go first.
         while self.in_flight() < limit && self.gate == Gate::Open {
+            let Some(stored) = self.order.as_mut().and_then(KeyOrder::pop_ready) else {
+                break;
+            };
+            if !self.admit(now_ms) {
+                if let Some(order) = self.order.as_mut() {
+                    order.unpop_ready(stored);
+                }
+                break;
+            }
+            self.start_fresh(stored);
+        }
+        while self.in_flight() < limit && self.gate == Gate::Open {
+            if self
+                .order
+                .as_ref()
+                .is_some_and(|order| order.held() >= MAX_HELD)
+            {
+                break;
+            }
             let Some(stored) = self.next_fresh()? else {
                 break;
             };
             if stored.seq <= self.recovered_upto && store.has_delivery_record(id, stored.seq)? {
                 continue;
             }
+            let stored = match self.order.as_mut() {
+                Some(order) => match order.offer(stored) {
+                    Some(stored) => stored,
+                    // Held behind its key's head.
+                    None => continue,
+                },
+                None => stored,
+            };
             if !self.admit(now_ms) {
-                self.buffer.push_front(stored);
+                match self.order.as_mut() {
+                    // It keeps its key: it starts first when the gate opens.
+                    Some(order) => order.unpop_ready(stored),
+                    None => self.buffer.push_front(stored),
+                }
                 break;
             }
-            self.fresh_in_flight.insert(stored.seq);
-            self.spawn(Job {
-                seq: stored.seq,
-                event: Arc::new(stored.event),
-                retry: None,
-                accepted_at_ms: stored.accepted_at_ms,
-            });
+            self.start_fresh(stored);
         }
         self.save_cursor();
         Ok(())
+    }
+
+    fn start_fresh(&mut self, stored: StoredEvent) {
+        self.fresh_in_flight.insert(stored.seq);
+        self.spawn(Job {
+            seq: stored.seq,
+            event: Arc::new(stored.event),
+            retry: None,
+            accepted_at_ms: stored.accepted_at_ms,
+        });
     }
 
     fn next_fresh(&mut self) -> Result<Option<StoredEvent>, StoreError> {
@@ -576,6 +634,9 @@ impl Dispatcher {
             now_ms,
             rand::random::<f64>(),
         );
+        // A delivered or dead head lets the next event of its key go (ordered delivery).
+        let finished = matches!(decision, Decision::Delivered | Decision::Dead { .. })
+            .then(|| (Arc::clone(&job.event), job.seq));
         if !matches!(decision, Decision::Delivered) {
             Metrics::add(&context.metrics.attempts_failed, 1);
         }
@@ -662,12 +723,18 @@ impl Dispatcher {
                 }
             }
         }
+        if let (Some(order), Some((event, seq))) = (self.order.as_mut(), finished) {
+            order.release(&event, seq);
+        }
         Ok(())
     }
 
     /// The lowest log position not finished with.
     fn cursor(&self) -> EventSeq {
         let mut cursor = self.scan_pos;
+        if let Some(held) = self.order.as_ref().and_then(KeyOrder::lowest_held) {
+            cursor = cursor.min(held);
+        }
         if let Some(front) = self.buffer.front() {
             cursor = cursor.min(front.seq);
         }

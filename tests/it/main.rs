@@ -8,6 +8,7 @@ mod delivery;
 mod handshake;
 mod health;
 mod ingest;
+mod ordering;
 mod process;
 mod receiver_auth;
 mod routing;
