@@ -3,6 +3,7 @@
 //! only its own key, and other keys flow in parallel. Events without the attribute are not
 //! ordered. This is the dispatcher's bookkeeping, kept apart and without I/O.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use crate::event::Event;
@@ -51,13 +52,19 @@ impl KeyOrder {
         let Some(key) = self.key(&stored.event) else {
             return Some(stored);
         };
-        if self.busy.contains_key(&key) {
-            self.waiting.entry(key).or_default().push_back(stored);
-            self.held += 1;
-            None
-        } else {
-            self.busy.insert(key, stored.seq);
-            Some(stored)
+        match self.busy.entry(key) {
+            Entry::Occupied(busy) => {
+                self.waiting
+                    .entry(busy.key().clone())
+                    .or_default()
+                    .push_back(stored);
+                self.held += 1;
+                None
+            }
+            Entry::Vacant(free) => {
+                free.insert(stored.seq);
+                Some(stored)
+            }
         }
     }
 
