@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -18,17 +18,19 @@ use crate::ids::{webhook_id, EventSeq, SubscriberId};
 use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
 
-use super::breaker::{Breaker, Permit, Transition};
+use super::breaker::Breaker;
 use super::control::{Attempted, Control};
-use super::outcome::{classify, Outcome};
+use super::outcome::Outcome;
 use super::policy::{decide, Decision};
 use super::rate_limit::TokenBucket;
-use super::request;
 use super::sender::Sender;
 use crate::operational::{self, Emitter};
 
+mod attempt;
+mod health;
 mod ordering;
 
+use health::{disable, HandshakeState};
 use ordering::KeyOrder;
 
 /// Most events an ordered dispatcher holds behind busy keys before it stops reading the log.
@@ -94,15 +96,6 @@ pub struct Dispatcher {
     handshake: HandshakeState,
     /// Per-key ordering, when the subscriber asks for it (taken from the policy at start).
     order: Option<KeyOrder>,
-}
-
-/// Where the validation handshake stands.
-#[derive(Debug, Default)]
-struct HandshakeState {
-    /// The URL and origin granted, and the granted rate.
-    granted: Option<(url::Url, String, super::handshake::Grant)>,
-    refusals: u32,
-    next_try_ms: u64,
 }
 
 /// What holds attempts back.
@@ -223,157 +216,6 @@ impl Dispatcher {
         self.tasks.len()
     }
 
-    /// The CloudEvents webhook validation handshake, when configured: true once the endpoint
-    /// granted this URL and origin. Refusals are tried again with the retry policy's backoff;
-    /// meanwhile nothing is delivered.
-    async fn validate(&mut self) -> bool {
-        let config = self.context.control.config();
-        let Some(handshake) = &config.handshake else {
-            if self.handshake.granted.take().is_some() || self.handshake.refusals > 0 {
-                self.handshake = HandshakeState::default();
-                self.context.control.set_handshake(None);
-            }
-            return true;
-        };
-        if let Some((url, origin, _)) = &self.handshake.granted {
-            if *url == config.url && *origin == handshake.origin {
-                return true;
-            }
-            self.handshake.granted = None;
-        }
-        if !self.context.control.may_deliver() {
-            return false;
-        }
-        let now_ms = store::now_ms();
-        if now_ms < self.handshake.next_try_ms {
-            self.gate = Gate::Until(self.handshake.next_try_ms);
-            return false;
-        }
-        let rate = config
-            .rate_limit
-            .map(|limit| (limit.per_second * 60.0).ceil() as u64);
-        let headers = super::handshake::request_headers(&handshake.origin, rate);
-        let answer = self
-            .context
-            .sender
-            .options(
-                &config.url,
-                headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-                config.timeout,
-            )
-            .await
-            .map_err(|error| error.to_string())
-            .and_then(|(status, headers)| {
-                super::handshake::evaluate(status, &headers, &handshake.origin)
-            });
-        let name = &self.context.control.name;
-        match answer {
-            Ok(grant) => {
-                tracing::info!(subscriber = %name, origin = %handshake.origin, rate_per_minute = ?grant.per_minute, "Webhook validation granted.");
-                self.context
-                    .control
-                    .set_handshake(Some(match grant.per_minute {
-                        Some(rate) => format!("granted ({rate}/min)"),
-                        None => "granted".to_owned(),
-                    }));
-                self.handshake.granted =
-                    Some((config.url.clone(), handshake.origin.clone(), grant));
-                self.handshake.refusals = 0;
-                true
-            }
-            Err(reason) => {
-                self.handshake.refusals += 1;
-                let delay = super::policy::backoff(
-                    &config.retry,
-                    self.handshake.refusals,
-                    rand::random::<f64>(),
-                );
-                self.handshake.next_try_ms = now_ms + store::millis(delay);
-                tracing::warn!(subscriber = %name, reason = %reason, retry_in_ms = store::millis(delay), "Webhook validation refused; nothing is delivered until it is granted.");
-                self.context
-                    .control
-                    .set_handshake(Some(format!("refused: {reason}")));
-                self.gate = Gate::Until(self.handshake.next_try_ms);
-                false
-            }
-        }
-    }
-
-    /// Builds or updates the rate limit and the circuit breaker from the policy in force (the
-    /// rate limit is the lower of the configured one and the one the handshake granted).
-    fn sync_policies(&mut self, now_ms: u64) {
-        let config = self.context.control.config();
-        let granted = self
-            .handshake
-            .granted
-            .as_ref()
-            .and_then(|(_, _, grant)| grant.rate_limit());
-        let rate_limit = match (config.rate_limit, granted) {
-            (Some(configured), Some(granted)) => {
-                Some(if granted.per_second < configured.per_second {
-                    granted
-                } else {
-                    configured
-                })
-            }
-            (configured, granted) => configured.or(granted),
-        };
-        match (rate_limit, &mut self.bucket) {
-            (None, _) => self.bucket = None,
-            (Some(limit), Some(bucket)) => bucket.set_limit(limit),
-            (Some(limit), None) => self.bucket = Some(TokenBucket::new(limit, now_ms)),
-        }
-        match (config.circuit_breaker, &mut self.breaker) {
-            (None, _) => {
-                self.breaker = None;
-                self.context
-                    .control
-                    .set_circuit(super::breaker::State::Closed);
-            }
-            (Some(policy), Some(breaker)) => breaker.set_policy(policy),
-            (Some(policy), None) => self.breaker = Some(Breaker::new(policy)),
-        }
-    }
-
-    /// Whether one more attempt may start now (the circuit and the rate limit agree); sets
-    /// [`Gate`] when not.
-    fn admit(&mut self, now_ms: u64) -> bool {
-        let mut probe = false;
-        if let Some(breaker) = &mut self.breaker {
-            let (permit, transition) = breaker.permit(now_ms);
-            let state = breaker.state();
-            if let Some(transition) = transition {
-                announce(&self.context, transition, state);
-            }
-            match permit {
-                Permit::Yes => {}
-                Permit::Probe => probe = true,
-                Permit::No(Some(until_ms)) => {
-                    self.gate = Gate::Until(until_ms);
-                    return false;
-                }
-                Permit::No(None) => {
-                    self.gate = Gate::Probe;
-                    return false;
-                }
-            }
-        }
-        if let Some(bucket) = &mut self.bucket {
-            if let Err(at_ms) = bucket.take(now_ms) {
-                if probe {
-                    if let Some(breaker) = &mut self.breaker {
-                        breaker.cancel_probe();
-                    }
-                }
-                self.gate = Gate::Until(at_ms);
-                return false;
-            }
-        }
-        true
-    }
-
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
         self.gate = Gate::Open;
@@ -491,7 +333,7 @@ impl Dispatcher {
 
     fn spawn(&mut self, job: Job) {
         let context = Arc::clone(&self.context);
-        self.tasks.spawn(attempt(context, job));
+        self.tasks.spawn(attempt::attempt(context, job));
     }
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
@@ -536,64 +378,6 @@ impl Dispatcher {
         self.fresh_in_flight.remove(&seq);
         self.retries_in_flight.remove(&seq);
         self.save_cursor();
-    }
-
-    /// Tells the circuit breaker an outcome, and keeps the failing streak that `disable_after`
-    /// measures.
-    fn observe(&mut self, outcome: &Outcome) {
-        let now_ms = store::now_ms();
-        if let Some(breaker) = &mut self.breaker {
-            // Only failures that speak of the endpoint's health count.
-            let failed = matches!(outcome, Outcome::Retryable { .. });
-            if let Some(transition) = breaker.record(now_ms, failed) {
-                announce(&self.context, transition, breaker.state());
-            }
-        }
-        let context = &self.context;
-        let control = &context.control;
-        let since = control
-            .failing_since_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let result = if matches!(outcome, Outcome::Success { .. }) {
-            if since == 0 {
-                return;
-            }
-            control
-                .failing_since_ms
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            context.store.set_failing_since(context.id, None)
-        } else {
-            let since = if since == 0 {
-                control
-                    .failing_since_ms
-                    .store(now_ms, std::sync::atomic::Ordering::Relaxed);
-                if let Err(error) = context.store.set_failing_since(context.id, Some(now_ms)) {
-                    tracing::error!(subscriber = %control.name, error = %error, "Cannot record when the subscriber started failing.");
-                }
-                now_ms
-            } else {
-                since
-            };
-            match control.config().disable_after {
-                Some(limit)
-                    if now_ms.saturating_sub(since) >= store::millis(limit)
-                        && control.disabled().is_none() =>
-                {
-                    let reason = format!(
-                        "failing continuously since {} (disable_after {})",
-                        humantime::format_rfc3339_millis(
-                            SystemTime::UNIX_EPOCH + Duration::from_millis(since)
-                        ),
-                        humantime::format_duration(limit)
-                    );
-                    disable(context, reason)
-                }
-                _ => Ok(()),
-            }
-        };
-        if let Err(error) = result {
-            tracing::error!(subscriber = %control.name, error = %error, "Cannot record the subscriber's health.");
-        }
     }
 
     fn apply(&mut self, done: Done) -> Result<(), StoreError> {
@@ -755,171 +539,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// Disables the subscriber (persisted), keeping its deliveries; tells operators.
-fn disable(context: &Context, reason: String) -> Result<(), StoreError> {
-    let control = &context.control;
-    context.store.set_disabled(context.id, Some(&reason))?;
-    tracing::error!(subscriber = %control.name, reason = %reason, "Subscriber disabled; its deliveries are kept pending until it is re-enabled.");
-    if let Some(events) = &context.events {
-        events.emit(
-            operational::SUBSCRIBER_DISABLED,
-            (context.id, &control.name),
-            serde_json::json!({ "subscriber": control.name, "reason": reason }),
-        );
-    }
-    control.set_disabled(Some(reason));
-    Ok(())
-}
-
-/// Shows a circuit breaker transition to operators: state, log, counter, operational event.
-fn announce(context: &Context, transition: Transition, state: super::breaker::State) {
-    let control = &context.control;
-    control.set_circuit(state);
-    let name = &control.name;
-    let event = match transition {
-        Transition::Opened { until_ms } => {
-            Metrics::add(&control.circuit_opened, 1);
-            let until = humantime::format_rfc3339_millis(
-                SystemTime::UNIX_EPOCH + Duration::from_millis(until_ms),
-            )
-            .to_string();
-            tracing::warn!(subscriber = %name, until = %until, "Circuit opened; no attempts until then.");
-            Some((
-                operational::CIRCUIT_OPENED,
-                serde_json::json!({ "subscriber": name, "until": until }),
-            ))
-        }
-        Transition::HalfOpened => {
-            tracing::info!(subscriber = %name, "Circuit half-open; one probe attempt.");
-            None
-        }
-        Transition::Closed => {
-            tracing::info!(subscriber = %name, "Circuit closed; deliveries flow again.");
-            Some((
-                operational::CIRCUIT_CLOSED,
-                serde_json::json!({ "subscriber": name }),
-            ))
-        }
-    };
-    if let (Some(events), Some((ty, data))) = (&context.events, event) {
-        events.emit(ty, (context.id, name), data);
-    }
-}
-
-/// Sends one attempt and classifies the answer.
-async fn attempt(context: Arc<Context>, job: Job) -> Done {
-    let config = context.control.config();
-    context
-        .control
-        .in_flight
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let message = request::encode(&job.event, config.mode, &config.headers);
-    let id = webhook_id(job.seq, context.id);
-    let now = SystemTime::now();
-    let at_ms = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(store::millis)
-        .unwrap_or(0);
-    let timestamp = i64::try_from(at_ms / 1000).unwrap_or(i64::MAX);
-    let mut signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
-    if let Some(handshake) = &config.handshake {
-        signed.push((
-            super::handshake::REQUEST_ORIGIN.to_owned(),
-            handshake.origin.clone(),
-        ));
-    }
-    let headers = message
-        .headers
-        .iter()
-        .chain(signed.iter())
-        .map(|(name, value)| (name.as_str(), value.as_str()));
-    let started = std::time::Instant::now();
-    let credentials = match &config.auth {
-        None => Ok(super::auth::Credentials::default()),
-        Some(auth) => context.auth.credentials(auth, &context.sender).await,
-    };
-    let result = match credentials {
-        Ok(credentials) => {
-            let mut url = config.url.clone();
-            if let Some((name, value)) = &credentials.query {
-                url.query_pairs_mut().append_pair(name, value);
-            }
-            let headers = headers.chain(
-                credentials
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-            );
-            context
-                .sender
-                .post(&url, headers, message.body.clone(), config.timeout)
-                .await
-                .map_err(|error| error.to_string())
-        }
-        Err(error) => Err(format!("no credentials for the endpoint: {error}")),
-    };
-    let (outcome, attempt) = match result {
-        Ok(response) => (
-            classify(
-                response.status,
-                response.retry_after.as_deref(),
-                &config.retry.retry_on,
-                SystemTime::now(),
-            ),
-            AttemptRecord {
-                at_ms,
-                status: Some(response.status),
-                error: None,
-                latency_us: micros(response.latency),
-                response_excerpt: response.excerpt,
-                response_headers: response.headers,
-            },
-        ),
-        Err(error) => (
-            Outcome::Retryable {
-                status: None,
-                error: Some(error.clone()),
-                retry_after: None,
-            },
-            AttemptRecord {
-                at_ms,
-                status: None,
-                error: Some(error),
-                latency_us: micros(started.elapsed()),
-                response_excerpt: None,
-                response_headers: Vec::new(),
-            },
-        ),
-    };
-    // A refused OAuth 2.0 token may have been revoked: fetch a new one for the retry.
-    let outcome = match (&config.auth, outcome) {
-        (Some(crate::config::ReceiverAuth::OAuth2 { .. }), Outcome::Permanent { status: 401 }) => {
-            context.auth.invalidate().await;
-            Outcome::Retryable {
-                status: Some(401),
-                error: Some(
-                    "the endpoint refused the OAuth 2.0 token; a new one will be fetched".into(),
-                ),
-                retry_after: None,
-            }
-        }
-        (_, outcome) => outcome,
-    };
-    context
-        .control
-        .in_flight
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    Done {
-        job,
-        outcome,
-        attempt,
-    }
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 async fn sleep_until_ms(at_ms: Option<u64>) {

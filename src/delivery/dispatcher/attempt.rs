@@ -1,0 +1,125 @@
+//! One attempt: build the request (encoding, signature, credentials, origin), send it, and
+//! classify the answer. Runs as its own task; the dispatcher applies the result.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{Context, Done, Job};
+use crate::delivery::outcome::{classify, Outcome};
+use crate::delivery::request;
+use crate::ids::webhook_id;
+use crate::store::{self, AttemptRecord};
+
+/// Sends one attempt and classifies the answer.
+pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
+    let config = context.control.config();
+    context
+        .control
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let message = request::encode(&job.event, config.mode, &config.headers);
+    let id = webhook_id(job.seq, context.id);
+    let now = SystemTime::now();
+    let at_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(store::millis)
+        .unwrap_or(0);
+    let timestamp = i64::try_from(at_ms / 1000).unwrap_or(i64::MAX);
+    let mut signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
+    if let Some(handshake) = &config.handshake {
+        signed.push((
+            crate::delivery::handshake::REQUEST_ORIGIN.to_owned(),
+            handshake.origin.clone(),
+        ));
+    }
+    let headers = message
+        .headers
+        .iter()
+        .chain(signed.iter())
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    let started = std::time::Instant::now();
+    let credentials = match &config.auth {
+        None => Ok(crate::delivery::auth::Credentials::default()),
+        Some(auth) => context.auth.credentials(auth, &context.sender).await,
+    };
+    let result = match credentials {
+        Ok(credentials) => {
+            let mut url = config.url.clone();
+            if let Some((name, value)) = &credentials.query {
+                url.query_pairs_mut().append_pair(name, value);
+            }
+            let headers = headers.chain(
+                credentials
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            context
+                .sender
+                .post(&url, headers, message.body.clone(), config.timeout)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        Err(error) => Err(format!("no credentials for the endpoint: {error}")),
+    };
+    let (outcome, attempt) = match result {
+        Ok(response) => (
+            classify(
+                response.status,
+                response.retry_after.as_deref(),
+                &config.retry.retry_on,
+                SystemTime::now(),
+            ),
+            AttemptRecord {
+                at_ms,
+                status: Some(response.status),
+                error: None,
+                latency_us: micros(response.latency),
+                response_excerpt: response.excerpt,
+                response_headers: response.headers,
+            },
+        ),
+        Err(error) => (
+            Outcome::Retryable {
+                status: None,
+                error: Some(error.clone()),
+                retry_after: None,
+            },
+            AttemptRecord {
+                at_ms,
+                status: None,
+                error: Some(error),
+                latency_us: micros(started.elapsed()),
+                response_excerpt: None,
+                response_headers: Vec::new(),
+            },
+        ),
+    };
+    // A refused OAuth 2.0 token may have been revoked: fetch a new one for the retry.
+    let outcome = match (&config.auth, outcome) {
+        (Some(crate::config::ReceiverAuth::OAuth2 { .. }), Outcome::Permanent { status: 401 }) => {
+            context.auth.invalidate().await;
+            Outcome::Retryable {
+                status: Some(401),
+                error: Some(
+                    "the endpoint refused the OAuth 2.0 token; a new one will be fetched".into(),
+                ),
+                retry_after: None,
+            }
+        }
+        (_, outcome) => outcome,
+    };
+    context
+        .control
+        .in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    Done {
+        job,
+        outcome,
+        attempt,
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
