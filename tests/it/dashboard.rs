@@ -285,8 +285,8 @@ routes:
     wait_for(
         &client,
         "three dead letters listed",
-        "return location.hash.includes('subscriber=erp') \
-         ? document.querySelectorAll('#dead-letters tbody tr').length : -1",
+        // The page rendered for the new filter (not the one before it).
+        "return document.querySelectorAll('section[data-query=\"subscriber=erp\"] #dead-letters tbody tr').length",
         serde_json::json!(3),
     )
     .await;

@@ -579,7 +579,7 @@ async function deadLettersPage(params) {
 
   addRows(items);
   show(h('h1', {}, 'Dead letters'),
-    h('section', {class: 'panel'}, form,
+    h('section', {class: 'panel', 'data-query': new URLSearchParams(filters).toString()}, form,
       status,
       h('div', {class: 'toolbar'}, selection, selectAll, replayButton, purgeButton),
       items.length
