@@ -124,6 +124,16 @@ pub struct SubscriberConfig {
     pub handshake: Option<Handshake>,
     /// Deliver events with the same value of this attribute one at a time, in accept order.
     pub ordering: Option<String>,
+    /// Deliver in CloudEvents batched mode.
+    pub batch: Option<Batch>,
+}
+
+/// Batched delivery: up to `max_events` in one request, waiting at most `max_wait` after the
+/// oldest event's acceptance to fill it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub max_events: usize,
+    pub max_wait: Duration,
 }
 
 /// CloudEvents webhook abuse protection: an `OPTIONS` handshake before the first delivery.

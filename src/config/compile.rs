@@ -11,8 +11,8 @@ use super::raw::{
 };
 use super::secret::Credential;
 use super::{
-    filter, AdminConfig, BreakerPolicy, Config, DeadLetterConfig, Durability, Handshake, Mode,
-    RateLimit, ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig,
+    filter, AdminConfig, Batch, BreakerPolicy, Config, DeadLetterConfig, Durability, Handshake,
+    Mode, RateLimit, ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig,
     StorageConfig, SubscriberConfig,
 };
 
@@ -38,6 +38,8 @@ pub mod defaults {
     pub const JITTER: f64 = 0.2;
     pub const MAX_ATTEMPTS: u32 = 12;
     pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    pub const BATCH_MAX_EVENTS: usize = 100;
+    pub const BATCH_MAX_WAIT: Duration = Duration::from_secs(1);
     /// `WebHook-Request-Origin` when a handshake names none.
     pub const ORIGIN: &str = "fanout";
     pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
@@ -200,6 +202,24 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 ));
             }
         }
+        let batch = subscriber.batch.map(|raw| Batch {
+            max_events: raw.max_events.unwrap_or(defaults::BATCH_MAX_EVENTS),
+            max_wait: raw.max_wait.unwrap_or(defaults::BATCH_MAX_WAIT),
+        });
+        if let Some(batch) = batch {
+            if !(1..=10_000).contains(&batch.max_events) {
+                errors.push((
+                    format!("{key}.batch.max_events"),
+                    "must be 1 to 10000".into(),
+                ));
+            }
+            if ordering.is_some() {
+                errors.push((
+                    format!("{key}.batch"),
+                    "batched delivery cannot be combined with ordering".into(),
+                ));
+            }
+        }
         let auth = subscriber
             .auth
             .and_then(|raw| receiver_auth(raw, &format!("{key}.auth"), &mut errors));
@@ -219,6 +239,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 auth,
                 handshake,
                 ordering,
+                batch,
             });
         }
     }

@@ -186,6 +186,16 @@ pub struct RawSubscriber {
     pub handshake: Option<RawHandshake>,
     /// `{ key: subject }`: per-key ordered delivery.
     pub ordering: Option<RawOrdering>,
+    /// `{ max_events: 100, max_wait: 1s }`: CloudEvents batched mode.
+    pub batch: Option<RawBatch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    pub max_events: Option<usize>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub max_wait: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -184,6 +184,42 @@ fn receiver_auth_errors_name_line_and_key_and_never_the_secret() {
 }
 
 #[test]
+fn batch_and_ordering_are_checked() {
+    let with = |extra: &str| {
+        VALID.replace(
+            "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+            &format!("    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n{extra}"),
+        )
+    };
+    check_error(
+        &with("    batch: { max_events: 0 }\n"),
+        9,
+        "subscribers.erp.batch.max_events",
+        "1 to 10000",
+    );
+    check_error(
+        &with("    batch: {}\n    ordering: { key: subject }\n"),
+        9,
+        "subscribers.erp.batch",
+        "cannot be combined with ordering",
+    );
+    check_error(
+        &with("    ordering: { key: Subject }\n"),
+        9,
+        "subscribers.erp.ordering.key",
+        "not a CloudEvents attribute name",
+    );
+    let config = parse_ok(&with("    batch: { max_wait: 250ms }\n"));
+    assert_eq!(
+        config.subscribers[0].batch,
+        Some(Batch {
+            max_events: 100,
+            max_wait: Duration::from_millis(250)
+        })
+    );
+}
+
+#[test]
 fn errors_name_file_line_and_key() {
     check_error(
         &VALID.replace("to: [erp, slack]", "to: [erp, ghost]"),

@@ -66,12 +66,50 @@ struct Job {
     /// `None` for a first attempt read from the log.
     retry: Option<RetryState>,
     accepted_at_ms: u64,
+    /// The other members of a batch, each with an empty `rest` (none: a single delivery).
+    rest: Vec<Job>,
+}
+
+impl Job {
+    fn new(stored: StoredEvent, retry: Option<RetryState>) -> Job {
+        Job {
+            seq: stored.seq,
+            event: Arc::new(stored.event),
+            retry,
+            accepted_at_ms: stored.accepted_at_ms,
+            rest: Vec::new(),
+        }
+    }
+
+    /// A batch of jobs (at least one).
+    fn batch(mut members: Vec<Job>) -> Job {
+        let mut head = members.remove(0);
+        head.rest = members;
+        head
+    }
+
+    /// Every member: the head, then the rest.
+    fn members(&self) -> impl Iterator<Item = &Job> {
+        std::iter::once(self).chain(self.rest.iter())
+    }
 }
 
 struct Done {
     job: Job,
     outcome: Outcome,
     attempt: AttemptRecord,
+}
+
+/// Whether two retries are due on the same schedule (members of one failed batch).
+fn same_schedule(a: Option<&RetryState>, b: Option<&RetryState>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.attempts == b.attempts
+                && a.first_attempt_ms == b.first_attempt_ms
+                && a.next_attempt_ms == b.next_attempt_ms
+        }
+        _ => false,
+    }
 }
 
 /// The dispatcher of one subscriber.
@@ -96,6 +134,8 @@ pub struct Dispatcher {
     handshake: HandshakeState,
     /// Per-key ordering, when the subscriber asks for it (taken from the policy at start).
     order: Option<KeyOrder>,
+    /// When the partial batch waiting for more events is due anyway.
+    batch_due: Option<u64>,
 }
 
 /// What holds attempts back.
@@ -135,6 +175,7 @@ impl Dispatcher {
         };
         Ok(Dispatcher {
             order,
+            batch_due: None,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -176,7 +217,10 @@ impl Dispatcher {
             let slot_free = self.in_flight() < self.context.control.config().concurrency
                 && self.gate == Gate::Open;
             let retry_timer = match self.gate {
-                Gate::Open => self.retry_timer(),
+                Gate::Open => match (self.retry_timer(), self.batch_due) {
+                    (Some(retry), Some(batch)) => Some(retry.min(batch)),
+                    (retry, batch) => retry.or(batch),
+                },
                 Gate::Until(at_ms) => Some(at_ms),
                 Gate::Probe => None,
             };
@@ -219,6 +263,7 @@ impl Dispatcher {
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
         self.gate = Gate::Open;
+        self.batch_due = None;
         if !self.context.control.may_deliver() {
             return Ok(());
         }
@@ -228,30 +273,48 @@ impl Dispatcher {
         let context = Arc::clone(&self.context);
         let store = &context.store;
         let id = context.id;
+        let batch = context.control.config().batch;
+        let per_job = batch.map_or(1, |batch| batch.max_events);
         if self.in_flight() < limit {
-            let due = store.due_retries(id, store::now_ms(), limit - self.in_flight(), |seq| {
-                self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
-            })?;
+            let due = store.due_retries(
+                id,
+                store::now_ms(),
+                (limit - self.in_flight()) * per_job,
+                |seq| self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq),
+            )?;
+            // A failed batch's members share one retry state: they go again together.
+            let mut groups: Vec<Vec<Job>> = Vec::new();
             for retry in due {
-                match store.event(retry.seq)? {
-                    Some(stored) => {
-                        if !self.admit(now_ms) {
-                            break;
-                        }
-                        self.retries_in_flight.insert(retry.seq);
-                        self.spawn(Job {
-                            seq: retry.seq,
-                            event: Arc::new(stored.event),
-                            retry: Some(retry.state),
-                            accepted_at_ms: stored.accepted_at_ms,
-                        });
+                let Some(stored) = store.event(retry.seq)? else {
+                    tracing::error!(subscriber = %self.context.control.name, seq = %retry.seq, "Event of a pending retry has left the retention window; the delivery cannot be made.");
+                    store.complete(id, retry.seq, Some(&retry.state))?;
+                    continue;
+                };
+                let job = Job::new(stored, Some(retry.state));
+                match groups.last_mut() {
+                    Some(group)
+                        if group.len() < per_job
+                            && same_schedule(group[0].retry.as_ref(), job.retry.as_ref()) =>
+                    {
+                        group.push(job);
                     }
-                    None => {
-                        tracing::error!(subscriber = %self.context.control.name, seq = %retry.seq, "Event of a pending retry has left the retention window; the delivery cannot be made.");
-                        store.complete(id, retry.seq, Some(&retry.state))?;
-                    }
+                    _ => groups.push(vec![job]),
                 }
             }
+            for group in groups {
+                if self.in_flight() >= limit || !self.admit(now_ms) {
+                    break;
+                }
+                for member in &group {
+                    self.retries_in_flight.insert(member.seq);
+                }
+                self.spawn(Job::batch(group));
+            }
+        }
+        if let Some(batch) = batch {
+            self.fill_batches(batch, limit, now_ms)?;
+            self.save_cursor();
+            return Ok(());
         }
         // Heads of ordered keys released by finished deliveries go first.
         while self.in_flight() < limit && self.gate == Gate::Open {
@@ -304,12 +367,58 @@ impl Dispatcher {
 
     fn start_fresh(&mut self, stored: StoredEvent) {
         self.fresh_in_flight.insert(stored.seq);
-        self.spawn(Job {
-            seq: stored.seq,
-            event: Arc::new(stored.event),
-            retry: None,
-            accepted_at_ms: stored.accepted_at_ms,
-        });
+        self.spawn(Job::new(stored, None));
+    }
+
+    /// Batched delivery: new events go in batches of up to `max_events`; a smaller batch waits
+    /// until `max_wait` after its oldest event's acceptance for more.
+    fn fill_batches(
+        &mut self,
+        batch: crate::config::Batch,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        while self.in_flight() < limit && self.gate == Gate::Open {
+            let mut members: Vec<StoredEvent> = Vec::new();
+            while members.len() < batch.max_events {
+                let Some(stored) = self.next_fresh()? else {
+                    break;
+                };
+                if stored.seq <= self.recovered_upto
+                    && self
+                        .context
+                        .store
+                        .has_delivery_record(self.context.id, stored.seq)?
+                {
+                    continue;
+                }
+                members.push(stored);
+            }
+            let Some(oldest) = members.first().map(|stored| stored.accepted_at_ms) else {
+                break;
+            };
+            let due_at = oldest + store::millis(batch.max_wait);
+            let full = members.len() == batch.max_events;
+            if (!full && now_ms < due_at) || !self.admit(now_ms) {
+                if !full && now_ms < due_at {
+                    // New commits may fill it sooner; retries are not held back.
+                    self.batch_due = Some(due_at);
+                }
+                for stored in members.into_iter().rev() {
+                    self.buffer.push_front(stored);
+                }
+                break;
+            }
+            let jobs: Vec<Job> = members
+                .into_iter()
+                .map(|stored| {
+                    self.fresh_in_flight.insert(stored.seq);
+                    Job::new(stored, None)
+                })
+                .collect();
+            self.spawn(Job::batch(jobs));
+        }
+        Ok(())
     }
 
     fn next_fresh(&mut self) -> Result<Option<StoredEvent>, StoreError> {
@@ -370,29 +479,50 @@ impl Dispatcher {
                 return;
             }
         };
-        let seq = done.job.seq;
+        let seqs: Vec<EventSeq> = done.job.members().map(|member| member.seq).collect();
         self.observe(&done.outcome);
         if let Err(error) = self.apply(done) {
-            tracing::error!(subscriber = %self.context.control.name, seq = %seq, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
+            tracing::error!(subscriber = %self.context.control.name, seq = %seqs[0], error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
-        self.fresh_in_flight.remove(&seq);
-        self.retries_in_flight.remove(&seq);
+        for seq in seqs {
+            self.fresh_in_flight.remove(&seq);
+            self.retries_in_flight.remove(&seq);
+        }
         self.save_cursor();
     }
 
+    /// Applies an outcome to each member of the job (one random draw, so a failed batch's
+    /// members keep one retry schedule and go again together).
     fn apply(&mut self, done: Done) -> Result<(), StoreError> {
         let Done {
-            job,
+            mut job,
             outcome,
             attempt,
         } = done;
+        let random = rand::random::<f64>();
+        let rest = std::mem::take(&mut job.rest);
+        let mut result = self.apply_one(job, &outcome, &attempt, random);
+        for member in rest {
+            let applied = self.apply_one(member, &outcome, &attempt, random);
+            result = result.and(applied);
+        }
+        result
+    }
+
+    fn apply_one(
+        &mut self,
+        job: Job,
+        outcome: &Outcome,
+        attempt: &AttemptRecord,
+        random: f64,
+    ) -> Result<(), StoreError> {
         let context = &self.context;
         let store = &context.store;
         let name = &context.control.name;
         let control = &context.control;
         let config = control.config();
         let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
-        store.record_attempt(context.id, job.seq, &attempt)?;
+        store.record_attempt(context.id, job.seq, attempt)?;
         control.attempted(Attempted {
             at_ms: attempt.at_ms,
             event_id: job.event.id.clone(),
@@ -412,11 +542,11 @@ impl Dispatcher {
         let now_ms = store::now_ms();
         let decision = decide(
             &config.retry,
-            &outcome,
+            outcome,
             attempts,
             first_attempt_ms,
             now_ms,
-            rand::random::<f64>(),
+            random,
         );
         // A delivered or dead head lets the next event of its key go (ordered delivery).
         let finished = matches!(decision, Decision::Delivered | Decision::Dead { .. })

@@ -73,6 +73,31 @@ pub fn encode(event: &Event, mode: Mode, extra: &[(String, String)]) -> Message 
     }
 }
 
+/// Encodes several events in CloudEvents batched mode (`application/cloudevents-batch+json`, a
+/// JSON array of structured events), after the subscriber's static `extra` headers.
+pub fn encode_batch<'a>(
+    events: impl Iterator<Item = &'a Event>,
+    extra: &[(String, String)],
+) -> Message {
+    let mut body = vec![b'['];
+    for (index, event) in events.enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&event.to_structured_json());
+    }
+    body.push(b']');
+    let mut headers = extra.to_vec();
+    headers.push((headers::CONTENT_TYPE.into(), BATCH_MEDIA_TYPE.into()));
+    Message {
+        headers,
+        body: Bytes::from(body),
+    }
+}
+
+/// The media type of CloudEvents batched mode.
+pub const BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch+json";
+
 /// The Standard Webhooks headers of one attempt (the timestamp changes per attempt, the id never).
 pub fn webhook_headers(
     secrets: &[Secret],

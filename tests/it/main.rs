@@ -2,6 +2,7 @@
 //! dirs, and the real `fanout` binary for the process tests.
 
 mod admin;
+mod batching;
 mod cesql;
 mod dashboard;
 mod delivery;

@@ -17,8 +17,23 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .control
         .in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let message = request::encode(&job.event, config.mode, &config.headers);
-    let id = webhook_id(job.seq, context.id);
+    // A batch is one request, one signature; its id is stable as long as its members are (they
+    // keep one retry schedule, so they go again together).
+    let (message, id) = if config.batch.is_some() || !job.rest.is_empty() {
+        (
+            request::encode_batch(job.members().map(|member| &*member.event), &config.headers),
+            format!(
+                "{}_b{}",
+                webhook_id(job.seq, context.id),
+                job.members().count()
+            ),
+        )
+    } else {
+        (
+            request::encode(&job.event, config.mode, &config.headers),
+            webhook_id(job.seq, context.id),
+        )
+    };
     let now = SystemTime::now();
     let at_ms = now
         .duration_since(SystemTime::UNIX_EPOCH)
