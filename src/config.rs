@@ -126,6 +126,30 @@ pub struct SubscriberConfig {
     pub ordering: Option<String>,
     /// Deliver in CloudEvents batched mode.
     pub batch: Option<Batch>,
+    /// A client certificate (mTLS) and extra trusted roots for the endpoint.
+    pub tls: Option<EndpointTls>,
+}
+
+/// TLS settings of one endpoint, read from files when the configuration is loaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EndpointTls {
+    /// The client certificate chain followed by its private key (PEM); `None`: no client
+    /// certificate.
+    pub identity_pem: Option<Vec<u8>>,
+    /// Extra root certificates (PEM) to trust for this endpoint, besides the system's.
+    pub roots_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for EndpointTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointTls")
+            .field(
+                "identity_pem",
+                &self.identity_pem.as_ref().map(|_| "<redacted>"),
+            )
+            .field("roots_pem", &self.roots_pem.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 /// Batched delivery: up to `max_events` in one request, waiting at most `max_wait` after the

@@ -123,6 +123,7 @@ impl Dispatchers {
             events: self.events.clone(),
             grace: self.grace,
             auth: auth::Authenticator::default(),
+            tls_sender: std::sync::Mutex::new(None),
         })?;
         self.names
             .write()

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::raw::{
     OneOrMany, RawAuth, RawBearer, RawBreaker, RawConfig, RawHandshake, RawRateLimit, RawRetry,
-    StatusPattern,
+    RawTls, StatusPattern,
 };
 use super::secret::Credential;
 use super::{
-    filter, AdminConfig, Batch, BreakerPolicy, Config, DeadLetterConfig, Durability, Handshake,
-    Mode, RateLimit, ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret, ServerConfig,
-    StorageConfig, SubscriberConfig,
+    filter, AdminConfig, Batch, BreakerPolicy, Config, DeadLetterConfig, Durability, EndpointTls,
+    Handshake, Mode, RateLimit, ReceiverAuth, RetryOn, RetryPolicy, RouteConfig, Secret,
+    ServerConfig, StorageConfig, SubscriberConfig,
 };
 
 /// Built-in defaults, in one place so the README can quote them.
@@ -220,6 +220,9 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 ));
             }
         }
+        let tls = subscriber
+            .tls
+            .and_then(|raw| endpoint_tls(raw, &format!("{key}.tls"), &mut errors));
         let auth = subscriber
             .auth
             .and_then(|raw| receiver_auth(raw, &format!("{key}.auth"), &mut errors));
@@ -240,6 +243,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 handshake,
                 ordering,
                 batch,
+                tls,
             });
         }
     }
@@ -534,6 +538,54 @@ fn rate_limit(
     Some(RateLimit {
         per_second,
         burst: burst.unwrap_or_else(|| (per_second.ceil() as u32).max(1)),
+    })
+}
+
+/// Reads the PEM files of an endpoint's TLS settings; each must hold what its key says.
+fn endpoint_tls(raw: RawTls, key: &str, errors: &mut Vec<(String, String)>) -> Option<EndpointTls> {
+    let mut read = |path: &Option<String>, field: &str, label: &str| -> Option<Option<Vec<u8>>> {
+        let Some(path) = path else {
+            return Some(None);
+        };
+        match std::fs::read(path) {
+            Ok(bytes) if String::from_utf8_lossy(&bytes).contains(label) => Some(Some(bytes)),
+            Ok(_) => {
+                errors.push((
+                    format!("{key}.{field}"),
+                    format!("{path:?} holds no PEM block with {label:?}"),
+                ));
+                None
+            }
+            Err(error) => {
+                errors.push((
+                    format!("{key}.{field}"),
+                    format!("cannot read {path:?}: {error}"),
+                ));
+                None
+            }
+        }
+    };
+    let cert = read(&raw.client_cert, "client_cert", "CERTIFICATE")?;
+    let private_key = read(&raw.client_key, "client_key", "PRIVATE KEY")?;
+    let roots = read(&raw.ca, "ca", "CERTIFICATE")?;
+    let identity_pem = match (cert, private_key) {
+        (Some(mut cert), Some(private_key)) => {
+            cert.push(b'\n');
+            cert.extend_from_slice(&private_key);
+            Some(cert)
+        }
+        (None, None) => None,
+        _ => {
+            errors.push((
+                key.to_owned(),
+                "client_cert and client_key go together".into(),
+            ));
+            return None;
+        }
+    };
+    Some(EndpointTls {
+        identity_pem,
+        roots_pem: roots,
     })
 }
 

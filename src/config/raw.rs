@@ -188,6 +188,16 @@ pub struct RawSubscriber {
     pub ordering: Option<RawOrdering>,
     /// `{ max_events: 100, max_wait: 1s }`: CloudEvents batched mode.
     pub batch: Option<RawBatch>,
+    /// `{ client_cert, client_key, ca }`: files, PEM.
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -184,6 +184,47 @@ fn receiver_auth_errors_name_line_and_key_and_never_the_secret() {
 }
 
 #[test]
+fn endpoint_tls_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let with = |tls: &str| {
+        VALID.replace(
+            "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+            &format!("    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n    tls: {tls}\n"),
+        )
+    };
+    let cert = cert.display();
+    check_error(
+        &with(&format!("{{ client_cert: '{cert}' }}")),
+        9,
+        "subscribers.erp.tls",
+        "client_cert and client_key go together",
+    );
+    check_error(
+        &with(&format!(
+            "{{ client_cert: '{cert}', client_key: '{cert}' }}"
+        )),
+        9,
+        "subscribers.erp.tls.client_key",
+        "no PEM block with \"PRIVATE KEY\"",
+    );
+    check_error(
+        &with("{ ca: /nonexistent/ca.pem }"),
+        9,
+        "subscribers.erp.tls.ca",
+        "cannot read",
+    );
+    let config = parse_ok(&with(&format!("{{ ca: '{cert}' }}")));
+    let tls = config.subscribers[0].tls.as_ref().unwrap();
+    assert!(tls.identity_pem.is_none() && tls.roots_pem.is_some());
+}
+
+#[test]
 fn batch_and_ordering_are_checked() {
     let with = |extra: &str| {
         VALID.replace(

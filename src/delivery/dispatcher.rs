@@ -58,6 +58,31 @@ pub struct Context {
     pub grace: Duration,
     /// The subscriber's OAuth 2.0 token cache.
     pub auth: super::auth::Authenticator,
+    /// The client built for the endpoint's TLS settings (client certificate, roots).
+    pub tls_sender: std::sync::Mutex<Option<(crate::config::EndpointTls, Sender)>>,
+}
+
+impl Context {
+    /// The HTTP client for the policy in force: the shared one, or one with the endpoint's TLS
+    /// settings (built once per settings).
+    ///
+    /// # Errors
+    /// The client certificate or roots are not usable.
+    pub fn sender_for(&self, tls: Option<&crate::config::EndpointTls>) -> Result<Sender, String> {
+        let Some(tls) = tls else {
+            return Ok(self.sender.clone());
+        };
+        let mut cached = self.tls_sender.lock().expect("lock");
+        if let Some((settings, sender)) = cached.as_ref() {
+            if settings == tls {
+                return Ok(sender.clone());
+            }
+        }
+        let sender = Sender::for_endpoint(tls)
+            .map_err(|error| format!("the endpoint's TLS settings are not usable: {error}"))?;
+        *cached = Some((tls.clone(), sender.clone()));
+        Ok(sender)
+    }
 }
 
 struct Job {

@@ -57,15 +57,28 @@ impl Sender {
     /// # Errors
     /// The TLS stack could not be initialised.
     pub fn new() -> Result<Sender, reqwest::Error> {
-        // reqwest is built without a bundled crypto provider; use ring for rustls.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Sender { client })
+        Ok(Sender {
+            client: builder().build()?,
+        })
+    }
+
+    /// A client for one endpoint's TLS settings: a client certificate (mTLS) and extra roots.
+    ///
+    /// # Errors
+    /// The PEM data is not a usable certificate and key.
+    pub fn for_endpoint(tls: &crate::config::EndpointTls) -> Result<Sender, reqwest::Error> {
+        let mut builder = builder();
+        if let Some(identity) = &tls.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(identity)?);
+        }
+        if let Some(roots) = &tls.roots_pem {
+            for root in reqwest::Certificate::from_pem_bundle(roots)? {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        Ok(Sender {
+            client: builder.build()?,
+        })
     }
 
     /// POSTs `body` to `url` and waits at most `timeout` for the answer and its first bytes.
@@ -246,6 +259,17 @@ impl Sender {
             expires_in: answer.expires_in.map(Duration::from_secs),
         })
     }
+}
+
+/// The client settings every sender shares: no redirects, pooled connections, no Nagle.
+fn builder() -> reqwest::ClientBuilder {
+    // reqwest is built without a bundled crypto provider; use ring for rustls.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
 }
 
 fn classify(error: reqwest::Error, timeout: Duration) -> SendError {

@@ -9,6 +9,7 @@ mod delivery;
 mod handshake;
 mod health;
 mod ingest;
+mod mtls;
 mod ordering;
 mod process;
 mod receiver_auth;

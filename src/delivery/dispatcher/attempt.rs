@@ -53,12 +53,18 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .chain(signed.iter())
         .map(|(name, value)| (name.as_str(), value.as_str()));
     let started = std::time::Instant::now();
-    let credentials = match &config.auth {
-        None => Ok(crate::delivery::auth::Credentials::default()),
-        Some(auth) => context.auth.credentials(auth, &context.sender).await,
+    let sender = context.sender_for(config.tls.as_ref());
+    let credentials = match (&sender, &config.auth) {
+        (Err(error), _) => Err(error.clone()),
+        (Ok(_), None) => Ok(crate::delivery::auth::Credentials::default()),
+        (Ok(sender), Some(auth)) => context
+            .auth
+            .credentials(auth, sender)
+            .await
+            .map_err(|error| format!("no credentials for the endpoint: {error}")),
     };
-    let result = match credentials {
-        Ok(credentials) => {
+    let result = match (credentials, sender) {
+        (Ok(credentials), Ok(sender)) => {
             let mut url = config.url.clone();
             if let Some((name, value)) = &credentials.query {
                 url.query_pairs_mut().append_pair(name, value);
@@ -69,13 +75,12 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_str())),
             );
-            context
-                .sender
+            sender
                 .post(&url, headers, message.body.clone(), config.timeout)
                 .await
                 .map_err(|error| error.to_string())
         }
-        Err(error) => Err(format!("no credentials for the endpoint: {error}")),
+        (Err(error), _) | (_, Err(error)) => Err(error),
     };
     let (outcome, attempt) = match result {
         Ok(response) => (

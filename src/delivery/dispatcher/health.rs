@@ -54,21 +54,22 @@ impl Dispatcher {
             .rate_limit
             .map(|limit| (limit.per_second * 60.0).ceil() as u64);
         let headers = crate::delivery::handshake::request_headers(&handshake.origin, rate);
-        let answer = self
-            .context
-            .sender
-            .options(
-                &config.url,
-                headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-                config.timeout,
-            )
-            .await
-            .map_err(|error| error.to_string())
-            .and_then(|(status, headers)| {
-                crate::delivery::handshake::evaluate(status, &headers, &handshake.origin)
-            });
+        let answer = match self.context.sender_for(config.tls.as_ref()) {
+            Err(error) => Err(error),
+            Ok(sender) => sender
+                .options(
+                    &config.url,
+                    headers
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str())),
+                    config.timeout,
+                )
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|(status, headers)| {
+                    crate::delivery::handshake::evaluate(status, &headers, &handshake.origin)
+                }),
+        };
         let name = &self.context.control.name;
         match answer {
             Ok(grant) => {
