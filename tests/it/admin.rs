@@ -346,14 +346,7 @@ async fn reload_changes_routing_and_keeps_the_old_table_on_errors() {
         .publish(event("com.example.shop.stock.low", "s-3"))
         .await;
     slack.wait_for(2).await;
-    let metrics = router
-        .admin_request(reqwest::Method::GET, "/metrics", Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = router.metrics(TOKEN).await;
     assert!(
         metrics.contains("fanout_config_reload_failures_total 1"),
         "{metrics}"
@@ -488,16 +481,7 @@ async fn metrics_move_as_events_flow() {
     let erp = TestReceiver::start().await;
     let slack = TestReceiver::start().await;
     let router = TestRouter::start(&routes(&erp.url, &slack.url, "")).await;
-    let scrape = || async {
-        router
-            .admin_request(reqwest::Method::GET, "/metrics", Some(TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || async { router.metrics(TOKEN).await };
     let before = scrape().await;
     assert!(
         before.contains("fanout_events_accepted_total 0"),

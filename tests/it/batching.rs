@@ -31,12 +31,7 @@ routes:
     let events: Vec<serde_json::Value> = (0..7)
         .map(|index| event("com.example.shop.order.created", &format!("b-{index}")))
         .collect();
-    let response = router
-        .post(
-            "application/cloudevents-batch+json",
-            serde_json::Value::Array(events).to_string(),
-        )
-        .await;
+    let response = router.publish_batch(events).await;
     assert_eq!(response.status(), 202);
     let got = erp.wait_for(4).await;
     let mut by_id: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();

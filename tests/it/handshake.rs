@@ -41,12 +41,7 @@ async fn deliveries_wait_for_the_grant_and_honour_the_granted_rate() {
     let events: Vec<serde_json::Value> = (0..5)
         .map(|index| event("com.example.shop.order.created", &format!("h-{index}")))
         .collect();
-    router
-        .post(
-            "application/cloudevents-batch+json",
-            serde_json::Value::Array(events).to_string(),
-        )
-        .await;
+    router.publish_batch(events).await;
     let got = erp.wait_for(6).await;
     assert_eq!(got[0].method, "OPTIONS");
     assert_eq!(

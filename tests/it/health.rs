@@ -79,10 +79,7 @@ routes:
     let events: Vec<serde_json::Value> = (0..22)
         .map(|index| event("com.example.shop.order.created", &format!("r-{index}")))
         .collect();
-    let batch = serde_json::Value::Array(events).to_string();
-    let response = router
-        .post("application/cloudevents-batch+json", batch)
-        .await;
+    let response = router.publish_batch(events).await;
     assert_eq!(response.status(), 202);
     let received = erp.wait_for(22).await;
     // 2 at once, then one every 50 ms: the 22nd starts a second after the first. Receipt
@@ -163,14 +160,7 @@ routes:
         recorded += found["deliveries"][0]["attempts"].as_array().unwrap().len();
     }
     assert_eq!(recorded, 7);
-    let metrics = router
-        .admin_request(reqwest::Method::GET, "/metrics", Some(TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = router.metrics(TOKEN).await;
     assert!(metrics.contains("fanout_circuit_opened_total{subscriber=\"erp\"} 2"));
     assert!(metrics.contains("fanout_circuit_state{subscriber=\"erp\",state=\"closed\"} 1"));
     // Operational events reach ops, and never the subscriber they are about.

@@ -49,12 +49,7 @@ async fn a_failing_head_holds_back_only_its_key() {
         keyed("a-3", "order-a"),
         event("com.example.shop.order.created", "n-1"), // no subject: not ordered
     ];
-    let response = router
-        .post(
-            "application/cloudevents-batch+json",
-            serde_json::Value::Array(events).to_string(),
-        )
-        .await;
+    let response = router.publish_batch(events).await;
     assert_eq!(response.status(), 202);
     let got = erp.wait_for(8).await;
     let ids: Vec<String> = got.iter().map(|received| received.event_id()).collect();

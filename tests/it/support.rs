@@ -174,6 +174,26 @@ impl TestRouter {
             .unwrap()
     }
 
+    /// POSTs events in batched mode, accepted together.
+    pub async fn publish_batch(&self, events: Vec<serde_json::Value>) -> reqwest::Response {
+        self.post(
+            "application/cloudevents-batch+json",
+            serde_json::Value::Array(events).to_string(),
+        )
+        .await
+    }
+
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics(&self, token: &str) -> String {
+        self.admin_request(reqwest::Method::GET, "/metrics", Some(token))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POSTs one structured-mode event.
     pub async fn publish(&self, event: serde_json::Value) -> reqwest::Response {
         self.post("application/cloudevents+json", event.to_string())
