@@ -99,7 +99,11 @@ impl Authenticator {
                         TOKEN_TIMEOUT,
                     )
                     .await?;
-                let lifetime = token.expires_in.unwrap_or(DEFAULT_LIFETIME);
+                // A day at most: an absurd `expires_in` must not overflow the clock arithmetic.
+                let lifetime = token
+                    .expires_in
+                    .unwrap_or(DEFAULT_LIFETIME)
+                    .min(Duration::from_secs(24 * 3600));
                 // Refresh a margin before expiry: a minute, or half the lifetime if shorter.
                 let margin = REFRESH_MARGIN.min(lifetime.mul_f64(REFRESH_SHARE));
                 let early = lifetime - margin;

@@ -161,6 +161,10 @@ pub struct Dispatcher {
     order: Option<KeyOrder>,
     /// When the partial batch waiting for more events is due anyway.
     batch_due: Option<u64>,
+    /// The half-open circuit granted a probe; the next job started is it.
+    probe_granted: bool,
+    /// The head seq of the probe in flight.
+    probe_seq: Option<EventSeq>,
 }
 
 /// What holds attempts back.
@@ -201,6 +205,8 @@ impl Dispatcher {
         Ok(Dispatcher {
             order,
             batch_due: None,
+            probe_granted: false,
+            probe_seq: None,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -298,7 +304,12 @@ impl Dispatcher {
         let context = Arc::clone(&self.context);
         let store = &context.store;
         let id = context.id;
-        let batch = context.control.config().batch;
+        // Ordering is fixed at start; a batch turned on by a reload waits for a restart there.
+        let batch = context
+            .control
+            .config()
+            .batch
+            .filter(|_| self.order.is_none());
         let per_job = batch.map_or(1, |batch| batch.max_events);
         if self.in_flight() < limit {
             let due = store.due_retries(
@@ -466,6 +477,9 @@ impl Dispatcher {
     }
 
     fn spawn(&mut self, job: Job) {
+        if std::mem::take(&mut self.probe_granted) {
+            self.probe_seq = Some(job.seq);
+        }
         let context = Arc::clone(&self.context);
         self.tasks.spawn(attempt::attempt(context, job));
     }
@@ -505,7 +519,11 @@ impl Dispatcher {
             }
         };
         let seqs: Vec<EventSeq> = done.job.members().map(|member| member.seq).collect();
-        self.observe(&done.outcome);
+        let probe = self.probe_seq == Some(seqs[0]);
+        if probe {
+            self.probe_seq = None;
+        }
+        self.observe(&done.outcome, probe);
         if let Err(error) = self.apply(done) {
             tracing::error!(subscriber = %self.context.control.name, seq = %seqs[0], error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
@@ -525,10 +543,11 @@ impl Dispatcher {
             attempt,
         } = done;
         let random = rand::random::<f64>();
+        let now_ms = store::now_ms();
         let rest = std::mem::take(&mut job.rest);
-        let mut result = self.apply_one(job, &outcome, &attempt, random);
+        let mut result = self.apply_one(job, &outcome, &attempt, (now_ms, random));
         for member in rest {
-            let applied = self.apply_one(member, &outcome, &attempt, random);
+            let applied = self.apply_one(member, &outcome, &attempt, (now_ms, random));
             result = result.and(applied);
         }
         result
@@ -539,7 +558,7 @@ impl Dispatcher {
         job: Job,
         outcome: &Outcome,
         attempt: &AttemptRecord,
-        random: f64,
+        (now_ms, random): (u64, f64),
     ) -> Result<(), StoreError> {
         let context = &self.context;
         let store = &context.store;
@@ -564,7 +583,6 @@ impl Dispatcher {
             .retry
             .as_ref()
             .map_or(attempt.at_ms, |retry| retry.first_attempt_ms);
-        let now_ms = store::now_ms();
         let decision = decide(
             &config.retry,
             outcome,

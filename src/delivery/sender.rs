@@ -160,6 +160,7 @@ impl Sender {
                 .iter()
                 .filter_map(|name| {
                     let value = response.headers().get(*name)?.to_str().ok()?;
+                    let value = redact_access_token(value);
                     Some(((*name).to_owned(), value.chars().take(256).collect()))
                 })
                 .collect()
@@ -261,6 +262,21 @@ impl Sender {
     }
 }
 
+/// A header value (a `Location` echoing the request URL) with any `access_token` query value
+/// replaced, so a bearer token sent in the query never reaches the attempt log.
+fn redact_access_token(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("access_token=") {
+        let (before, after) = rest.split_at(start + "access_token=".len());
+        out.push_str(before);
+        out.push_str("<redacted>");
+        rest = after.find('&').map_or("", |end| &after[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The client settings every sender shares: no redirects, pooled connections, no Nagle.
 fn builder() -> reqwest::ClientBuilder {
     // reqwest is built without a bundled crypto provider; use ring for rustls.
@@ -285,5 +301,21 @@ fn classify(error: reqwest::Error, timeout: Duration) -> SendError {
         SendError::Connect(error)
     } else {
         SendError::Request(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn access_tokens_are_redacted_from_recorded_headers() {
+        assert_eq!(
+            super::redact_access_token("https://x/hook?a=1&access_token=s3cret&b=2"),
+            "https://x/hook?a=1&access_token=<redacted>&b=2"
+        );
+        assert_eq!(
+            super::redact_access_token("https://x/?access_token=s3cret"),
+            "https://x/?access_token=<redacted>"
+        );
+        assert_eq!(super::redact_access_token("/plain"), "/plain");
     }
 }

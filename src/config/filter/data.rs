@@ -3,7 +3,8 @@
 //!
 //! Events whose data is not JSON, or whose data has nothing at the path, do not match (except
 //! `exists: false`). When the path ends on an array, a value condition matches if any element
-//! matches (`contains` and `exists` look at the array itself). Numbers compare as numbers, so
+//! matches (`contains` and `exists` look at the array itself), and `not_equals` or `not_in`
+//! holds when no element is excluded. Numbers compare as numbers, so
 //! `1` equals `1.0`; strings never equal numbers.
 
 use std::net::IpAddr;
@@ -138,6 +139,13 @@ impl DataFilter {
             (Condition::Contains(needle), Some(Value::Array(items))) => {
                 items.iter().any(|item| same(item, needle))
             }
+            // Negations hold when no element is excluded.
+            (Condition::NotEquals(excluded), Some(Value::Array(items))) => {
+                !items.iter().any(|item| same(item, excluded))
+            }
+            (Condition::NotIn(excluded), Some(Value::Array(items))) => !items
+                .iter()
+                .any(|item| excluded.iter().any(|value| same(item, value))),
             (condition, Some(Value::Array(items))) => {
                 items.iter().any(|item| test(condition, item))
             }
@@ -379,6 +387,10 @@ mod tests {
         // An array at the path: any element.
         check("$.tags", Equals(json!("express")), true);
         check("$.tags", Prefix("gi".into()), true);
+        // ...but a negation holds only when no element is excluded.
+        check("$.tags", NotIn(vec![json!("gift")]), false);
+        check("$.tags", NotEquals(json!("gift")), false);
+        check("$.tags", NotIn(vec![json!("slow")]), true);
     }
 
     #[test]

@@ -28,6 +28,9 @@ impl Dispatcher {
     /// granted this URL and origin. Refusals are tried again with the retry policy's backoff;
     /// meanwhile nothing is delivered.
     pub(super) async fn validate(&mut self) -> bool {
+        // A wait set by an earlier pass must not outlive it (a stale deadline would wake the
+        // loop every few milliseconds while nothing may be delivered).
+        self.gate = Gate::Open;
         let config = self.context.control.config();
         let Some(handshake) = &config.handshake else {
             if self.handshake.granted.take().is_some() || self.handshake.refusals > 0 {
@@ -173,14 +176,24 @@ impl Dispatcher {
                 return false;
             }
         }
+        self.probe_granted = probe;
         true
     }
 
     /// Tells the circuit breaker an outcome, and keeps the failing streak that `disable_after`
     /// measures.
-    pub(super) fn observe(&mut self, outcome: &Outcome) {
+    pub(super) fn observe(&mut self, outcome: &Outcome, probe: bool) {
         let now_ms = store::now_ms();
-        if let Some(breaker) = &mut self.breaker {
+        // While half-open, only the probe's outcome decides; attempts that started before the
+        // circuit opened and end now say nothing about the probe.
+        let stale = !probe
+            && self.breaker.as_ref().is_some_and(|breaker| {
+                matches!(
+                    breaker.state(),
+                    crate::delivery::breaker::State::HalfOpen { .. }
+                )
+            });
+        if let Some(breaker) = self.breaker.as_mut().filter(|_| !stale) {
             // Only failures that speak of the endpoint's health count.
             let failed = matches!(outcome, Outcome::Retryable { .. });
             if let Some(transition) = breaker.record(now_ms, failed) {
