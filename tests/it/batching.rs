@@ -82,3 +82,36 @@ routes:
     let view = router.store.dead_letter_count(router.id("erp"));
     assert_eq!(view, 0);
 }
+
+#[tokio::test]
+async fn a_large_failed_batch_goes_again_as_one() {
+    let erp =
+        TestReceiver::scripted(|index, _| Reply::status(if index == 0 { 503 } else { 200 })).await;
+    let router = TestRouter::start(&format!(
+        "
+subscribers:
+  erp:
+    url: '{}'
+    concurrency: 1
+    batch: {{ max_events: 200, max_wait: 100ms }}
+    retry: {{ initial_interval: 50ms, max_interval: 50ms, jitter: 0.5 }}
+routes:
+  - name: all
+    to: [erp]
+",
+        erp.url
+    ))
+    .await;
+    let events: Vec<serde_json::Value> = (0..200)
+        .map(|index| event("com.example.shop.order.created", &format!("l-{index}")))
+        .collect();
+    assert_eq!(router.publish_batch(events).await.status(), 202);
+    let got = erp.wait_for(2).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(
+        got[0].body, got[1].body,
+        "the same 200 events, in the same order"
+    );
+    let members: Vec<serde_json::Value> = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(members.len(), 200);
+}
