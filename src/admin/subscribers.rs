@@ -166,6 +166,19 @@ fn policy(config: &SubscriberConfig) -> serde_json::Value {
             "open_for": humantime::format_duration(breaker.open_for).to_string(),
         })),
         "disable_after": config.disable_after.map(|after| humantime::format_duration(after).to_string()),
+        "ordering": config.ordering,
+        "batch": config.batch.map(|batch| serde_json::json!({
+            "max_events": batch.max_events,
+            "max_wait": humantime::format_duration(batch.max_wait).to_string(),
+        })),
+        // The method only: credentials are never shown.
+        "auth": config.auth.as_ref().map(|auth| match auth {
+            crate::config::ReceiverAuth::Bearer { query: true, .. } => "bearer (access_token query)",
+            crate::config::ReceiverAuth::Bearer { .. } => "bearer",
+            crate::config::ReceiverAuth::Basic { .. } => "basic",
+            crate::config::ReceiverAuth::OAuth2 { .. } => "oauth2 client credentials",
+        }),
+        "client_certificate": config.tls.as_ref().is_some_and(|tls| tls.identity_pem.is_some()),
         "header_names": config.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
         "retry": {
             "max_attempts": retry.max_attempts,

@@ -325,6 +325,9 @@ async function subscriberPage(name) {
             ? `opens after ${policy.circuit_breaker.failures} failures in a row or ${policy.circuit_breaker.failure_rate * 100}% of ≥ ${policy.circuit_breaker.min_requests} in ${policy.circuit_breaker.window}; open for ${policy.circuit_breaker.open_for}`
             : 'off'),
           h('dt', {}, 'Disable after'), h('dd', {}, policy.disable_after ? `${policy.disable_after} of continuous failure` : 'never'),
+          h('dt', {}, 'Ordering'), h('dd', {}, policy.ordering ? `one at a time per ${policy.ordering}` : 'none'),
+          h('dt', {}, 'Batches'), h('dd', {}, policy.batch ? `up to ${policy.batch.max_events} events, waiting at most ${policy.batch.max_wait}` : 'off'),
+          h('dt', {}, 'Endpoint auth'), h('dd', {}, policy.auth || 'none'),
           h('dt', {}, 'Static headers'), h('dd', {}, policy.header_names.length ? policy.header_names.join(', ') : 'none'))),
       h('section', {class: 'panel'}, h('h2', {}, 'Failures'),
         h('dl', {class: 'props'},
@@ -332,6 +335,7 @@ async function subscriberPage(name) {
           h('dt', {}, 'Next retry'), h('dd', {}, subscriber.next_retry_at ? fmtTime(subscriber.next_retry_at) : 'none'),
           h('dt', {}, 'Circuit'), h('dd', {id: 'circuit'}, h('span', {class: subscriber.circuit === 'closed' ? 'badge ok' : 'badge failed'}, subscriber.circuit.replace('_', '-')),
             subscriber.circuit_open_until ? ` until ${fmtTime(subscriber.circuit_open_until)}` : ''),
+          subscriber.handshake ? [h('dt', {}, 'Handshake'), h('dd', {id: 'handshake'}, subscriber.handshake)] : null,
           h('dt', {}, 'Failing since'), h('dd', {}, subscriber.failing_since ? `${fmtTime(subscriber.failing_since)} (${ago(subscriber.failing_since)})` : '–'),
           h('dt', {}, 'Dead letters'), h('dd', {}, h('a', {href: `#/dead-letters?${new URLSearchParams({subscriber: name})}`}, `${fmtNum(subscriber.dead_letters)} – open the list`))))),
     h('section', {class: 'panel'},
