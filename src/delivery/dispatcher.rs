@@ -125,6 +125,9 @@ struct Done {
     attempt: AttemptRecord,
 }
 
+/// The deliveries an attempt task carried (seq and retry state), given back if it panics.
+type Carried = Vec<(EventSeq, Option<RetryState>)>;
+
 /// Whether two retries are due on the same schedule (members of one failed batch).
 fn same_schedule(a: Option<&RetryState>, b: Option<&RetryState>) -> bool {
     match (a, b) {
@@ -140,7 +143,8 @@ fn same_schedule(a: Option<&RetryState>, b: Option<&RetryState>) -> bool {
 /// The dispatcher of one subscriber.
 pub struct Dispatcher {
     context: Arc<Context>,
-    tasks: JoinSet<Done>,
+    /// Attempt tasks: their result, or (after a panic, a bug) the members they carried.
+    tasks: JoinSet<Result<Done, Carried>>,
     /// Next log position to read.
     scan_pos: EventSeq,
     /// Read from the log, not started yet.
@@ -477,11 +481,21 @@ impl Dispatcher {
     }
 
     fn spawn(&mut self, job: Job) {
+        use futures_util::FutureExt as _;
         if std::mem::take(&mut self.probe_granted) {
             self.probe_seq = Some(job.seq);
         }
         let context = Arc::clone(&self.context);
-        self.tasks.spawn(attempt::attempt(context, job));
+        let members: Carried = job
+            .members()
+            .map(|member| (member.seq, member.retry.clone()))
+            .collect();
+        self.tasks.spawn(async move {
+            std::panic::AssertUnwindSafe(attempt::attempt(context, job))
+                .catch_unwind()
+                .await
+                .map_err(|_| members)
+        });
     }
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
@@ -509,12 +523,16 @@ impl Dispatcher {
         }
     }
 
-    fn finish(&mut self, done: Result<Done, tokio::task::JoinError>) {
+    fn finish(&mut self, done: Result<Result<Done, Carried>, tokio::task::JoinError>) {
         let done = match done {
-            Ok(done) => done,
+            Ok(Ok(done)) => done,
+            Ok(Err(members)) => {
+                self.panicked(members);
+                return;
+            }
             Err(error) => {
-                // A panic in an attempt is a bug; its delivery stays pending and is retried.
-                tracing::error!(subscriber = %self.context.control.name, error = %error, "Delivery attempt task failed.");
+                // Only aborted at the end of a shutdown's grace period: sent again on restart.
+                tracing::warn!(subscriber = %self.context.control.name, error = %error, "Delivery attempt task ended early.");
                 return;
             }
         };
@@ -528,6 +546,49 @@ impl Dispatcher {
             tracing::error!(subscriber = %self.context.control.name, seq = %seqs[0], error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
         for seq in seqs {
+            self.fresh_in_flight.remove(&seq);
+            self.retries_in_flight.remove(&seq);
+        }
+        self.save_cursor();
+    }
+
+    /// An attempt task panicked (a bug): its deliveries become retries due after the initial
+    /// interval, as after a failed attempt, so nothing is lost and the cursor moves on; a probe
+    /// counts as failed.
+    fn panicked(&mut self, members: Carried) {
+        let context = Arc::clone(&self.context);
+        let name = &context.control.name;
+        tracing::error!(subscriber = %name, seq = %members[0].0, "Delivery attempt panicked; the delivery is rescheduled.");
+        let probe = self.probe_seq == Some(members[0].0);
+        if probe {
+            self.probe_seq = None;
+        }
+        let failed = Outcome::Retryable {
+            status: None,
+            error: Some("the attempt failed inside fanout".into()),
+            retry_after: None,
+        };
+        self.observe(&failed, probe);
+        let now_ms = store::now_ms();
+        let retry = context.control.config().retry.initial_interval;
+        for (seq, previous) in members {
+            let state = RetryState {
+                attempts: previous.as_ref().map_or(0, |state| state.attempts) + 1,
+                first_attempt_ms: previous
+                    .as_ref()
+                    .map_or(now_ms, |state| state.first_attempt_ms),
+                next_attempt_ms: now_ms + store::millis(retry),
+                last_status: None,
+                last_error: Some("the attempt failed inside fanout".into()),
+            };
+            if let Err(error) =
+                context
+                    .store
+                    .schedule_retry(context.id, seq, &state, previous.as_ref())
+            {
+                tracing::error!(subscriber = %name, seq = %seq, error = %error, "Cannot reschedule a delivery after a panic; it stays in flight until a restart.");
+                continue;
+            }
             self.fresh_in_flight.remove(&seq);
             self.retries_in_flight.remove(&seq);
         }
