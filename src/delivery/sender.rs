@@ -111,11 +111,7 @@ impl Sender {
             .client
             .request(reqwest::Method::OPTIONS, url.as_str())
             .timeout(timeout);
-        let mut request = request;
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let response = request
+        let response = with_headers(request, headers)?
             .send()
             .await
             .map_err(|error| classify(error, timeout))?;
@@ -131,17 +127,11 @@ impl Sender {
 
     async fn send(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
         headers: impl Iterator<Item = (&str, &str)>,
         timeout: Duration,
     ) -> Result<Response, SendError> {
-        for (name, value) in headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| SendError::Header(name.to_owned()))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| SendError::Header(name.to_string()))?;
-            request = request.header(name, value);
-        }
+        let request = with_headers(request, headers)?;
         let started = Instant::now();
         let mut response = request
             .send()
@@ -260,6 +250,21 @@ impl Sender {
             expires_in: answer.expires_in.map(Duration::from_secs),
         })
     }
+}
+
+/// Adds headers, refusing a name or value HTTP does not allow (named in the error).
+fn with_headers<'n, 'v>(
+    mut request: reqwest::RequestBuilder,
+    headers: impl Iterator<Item = (&'n str, &'v str)>,
+) -> Result<reqwest::RequestBuilder, SendError> {
+    for (name, value) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| SendError::Header(name.to_owned()))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| SendError::Header(name.to_string()))?;
+        request = request.header(name, value);
+    }
+    Ok(request)
 }
 
 /// A header value (a `Location` echoing the request URL) with any `access_token` query value

@@ -181,18 +181,11 @@ async fn confirm_action(
 
 /// Waits until the admin API reports erp in `state`.
 async fn wait_for_state(router: &TestRouter, state: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let subscriber = router.admin_get("/api/v1/subscribers/erp", TOKEN).await;
-        if subscriber["state"] == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "erp never became {state}: {subscriber}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    router
+        .wait_admin("/api/v1/subscribers/erp", TOKEN, state, |subscriber| {
+            subscriber["state"] == state
+        })
+        .await;
 }
 
 /// Text of the element `css`, or null.
@@ -557,18 +550,14 @@ async fn a_subscriber_detail_shows_its_policy_and_last_attempts_but_no_secret() 
         .publish(event("com.example.shop.order.created", "d-1"))
         .await;
     erp.wait_for(2).await;
-    let deadline = Instant::now() + DEADLINE;
-    let detail = loop {
-        let detail = router.admin_get("/api/v1/subscribers/erp", TOKEN).await;
-        if detail["recent_attempts"].as_array().unwrap().len() == 2 {
-            break detail;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "two attempts never listed: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let detail = router
+        .wait_admin(
+            "/api/v1/subscribers/erp",
+            TOKEN,
+            "two attempts listed",
+            |detail| detail["recent_attempts"].as_array().unwrap().len() == 2,
+        )
+        .await;
     let policy = &detail["policy"];
     assert_eq!(policy["concurrency"], 3);
     assert_eq!(policy["signing_secrets"], 2);
@@ -623,25 +612,24 @@ async fn stats_give_totals_and_per_second_rates() {
     }
     receiver.wait_for(4).await;
     // The sampler reads the counters once a second; wait for a sample that saw the deliveries.
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let stats = router.admin_get("/api/v1/stats", TOKEN).await;
-        let totals = &stats["totals"];
-        assert_eq!(totals["accepted"], 2);
-        let series = stats["series"].as_array().unwrap();
-        let delivered: f64 = series
-            .iter()
-            .map(|point| point["deliveries_out"].as_f64().unwrap())
-            .sum();
-        if totals["delivered"] == 4 && delivered > 0.0 {
-            assert!(series
+    let stats = router
+        .wait_admin("/api/v1/stats", TOKEN, "a delivery rate", |stats| {
+            assert_eq!(stats["totals"]["accepted"], 2);
+            let delivered: f64 = stats["series"]
+                .as_array()
+                .unwrap()
                 .iter()
-                .all(|point| point["at_ms"].as_u64().unwrap() <= stats["at_ms"].as_u64().unwrap()));
-            break;
-        }
-        assert!(Instant::now() < deadline, "no rate seen: {stats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .map(|point| point["deliveries_out"].as_f64().unwrap())
+                .sum();
+            stats["totals"]["delivered"] == 4 && delivered > 0.0
+        })
+        .await;
+    let at_ms = stats["at_ms"].as_u64().unwrap();
+    assert!(stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|point| point["at_ms"].as_u64().unwrap() <= at_ms));
 }
 
 #[tokio::test]

@@ -32,20 +32,14 @@ async fn wait_view(
     what: &str,
     condition: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let view = router
-            .admin_get(&format!("/api/v1/subscribers/{subscriber}"), TOKEN)
-            .await;
-        if condition(&view) {
-            return view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{subscriber} never {what}: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    router
+        .wait_admin(
+            &format!("/api/v1/subscribers/{subscriber}"),
+            TOKEN,
+            &format!("{subscriber} {what}"),
+            condition,
+        )
+        .await
 }
 
 /// The operational events `ops` received: (type, subject).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use crate::support::{event, Reply, TestReceiver, TestRouter, DEADLINE};
+use crate::support::{event, Reply, TestReceiver, TestRouter};
 
 const TOKEN: &str = "auth-admin-token-0123456789";
 
@@ -129,14 +129,13 @@ routes:
     assert_eq!(got[2].header("authorization"), Some("Bearer tok-1"));
     assert_eq!(got[3].event_id(), "o-3");
     assert_eq!(got[3].header("authorization"), Some("Bearer tok-2"));
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let view = router.admin_get("/api/v1/subscribers/erp", TOKEN).await;
-        if view["delivered_total"] == 3 {
-            assert!(!view.to_string().contains("client-secret-1"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "{view}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let view = router
+        .wait_admin(
+            "/api/v1/subscribers/erp",
+            TOKEN,
+            "three deliveries",
+            |view| view["delivered_total"] == 3,
+        )
+        .await;
+    assert!(!view.to_string().contains("client-secret-1"));
 }

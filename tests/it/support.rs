@@ -127,6 +127,29 @@ impl TestRouter {
         response.json().await.unwrap()
     }
 
+    /// Polls GET `path` on the admin API until its JSON satisfies `condition`, failing the test
+    /// after [`DEADLINE`] with `what` and the last answer.
+    pub async fn wait_admin(
+        &self,
+        path: &str,
+        token: &str,
+        what: &str,
+        condition: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let value = self.admin_get(path, token).await;
+            if condition(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: GET {path} gave {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// DELETE on the admin API with `token`: (status, JSON body).
     pub async fn admin_delete(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         let response = self
