@@ -27,6 +27,9 @@ use crate::store::{self, Store};
 /// Longest pause between two passes of the retention and dedupe purge.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the store's size is measured for the backlog ceiling.
+const SIZE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The two listeners: public ingest and the operator API.
 pub struct Listeners {
     pub ingest: TcpListener,
@@ -114,7 +117,11 @@ pub async fn start(
         &subscribers,
     )));
     let metrics = Arc::new(Metrics::default());
-    let sender = delivery::sender::Sender::new().context("cannot build the HTTP client")?;
+    let sender = delivery::sender::Sender::new(config.outbound.clone())
+        .context("cannot build the HTTP client")?;
+    let admission = Arc::new(ArcSwap::from_pointee(ingress::admission::Admission::new(
+        &config,
+    )));
 
     let grace = config.server.shutdown_grace;
     let (emitter, operational_task) =
@@ -137,14 +144,18 @@ pub async fn start(
     let reloader = Arc::new(Reloader::new(
         config.clone(),
         Arc::clone(&routing),
+        Arc::clone(&admission),
         Arc::clone(&dispatchers),
         store.clone(),
     ));
+    let limits = config.server.limits;
     let state = web::Data::new(IngressState {
         routing,
         store: store.clone(),
         metrics: Arc::clone(&metrics),
+        admission,
         max_body_size: config.server.max_body_size,
+        limits,
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
@@ -158,9 +169,14 @@ pub async fn start(
             .configure(ingress::configure)
     })
     .workers(workers)
+    .max_connections(limits.max_connections)
+    .client_request_timeout(limits.request_timeout)
     .disable_signals()
-    .shutdown_timeout(grace.as_secs().max(1))
-    .listen(listener)?
+    .shutdown_timeout(grace.as_secs().max(1));
+    let server = match &config.server.tls {
+        Some(tls) => server.listen_rustls_0_23(listener, server_tls(tls)?)?,
+        None => server.listen(listener)?,
+    }
     .run();
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
@@ -189,8 +205,11 @@ pub async fn start(
     })
     .workers(1)
     .disable_signals()
-    .shutdown_timeout(1)
-    .listen(admin_listener)?
+    .shutdown_timeout(1);
+    let admin_server = match &config.admin.tls {
+        Some(tls) => admin_server.listen_rustls_0_23(admin_listener, server_tls(tls)?)?,
+        None => admin_server.listen(admin_listener)?,
+    }
     .run();
     let admin_handle = admin_server.handle();
     let admin_task = tokio::spawn(admin_server);
@@ -202,6 +221,7 @@ pub async fn start(
     let purge_interval = (config.storage.dedupe_window.min(config.storage.retention) / 10)
         .clamp(Duration::from_millis(100), PURGE_INTERVAL);
     let purge = tokio::spawn(purge_loop(store.clone(), purge_interval, shutdown.clone()));
+    let measure = tokio::spawn(measure_loop(store.clone(), shutdown.clone()));
     tracing::info!(listen = %addr, admin = %admin_addr, data_dir = %data_dir.display(), subscribers = subscribers.len(), routes = config.routes.len(), "fanout is serving.");
 
     let final_store = store.clone();
@@ -214,6 +234,7 @@ pub async fn start(
         joined.join().await;
         let _ = operational_task.await;
         let _ = purge.await;
+        let _ = measure.await;
         let _ = watcher.await;
         let _ = sampling.await;
         admin_handle.stop(true).await;
@@ -234,6 +255,33 @@ pub async fn start(
         subscribers,
         done,
     })
+}
+
+/// The rustls settings of a listener.
+fn server_tls(tls: &crate::config::ListenerTls) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS: no usable protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(tls.certificates.clone(), tls.key.clone_key())
+        .context("TLS: the certificate and key do not make a usable pair")
+}
+
+/// Measures the store's size every second, for the backlog ceiling (`storage.max_size`).
+async fn measure_loop(store: Store, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SIZE_INTERVAL) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.refresh_size()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(error = %error, "Cannot measure the store's size."),
+            Err(error) => tracing::error!(error = %error, "Store size task failed."),
+        }
+    }
 }
 
 async fn purge_loop(store: Store, interval: Duration, shutdown: CancellationToken) {

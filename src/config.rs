@@ -5,12 +5,17 @@
 //! limits, the store its storage settings, the dispatchers their subscriber policies). Every
 //! error names the file, the line and the key, and all of them are reported at once.
 
+pub mod access;
 mod compile;
 pub mod filter;
 mod interpolate;
+pub mod listener;
 mod locate;
+pub mod outbound;
 mod raw;
+pub mod schemas;
 pub mod secret;
+pub mod sources;
 pub mod summary;
 mod units;
 
@@ -19,8 +24,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::{ApiKey, TokenDigest};
 pub use filter::Filter;
+pub use listener::{Limits, ListenerTls};
+pub use outbound::Outbound;
+pub use schemas::Schemas;
 pub use secret::{Credential, Secret};
+pub use sources::SourceConfig;
 
 /// Environment lookup used for `${VAR}` interpolation; passed in so that nothing reads the
 /// process environment behind the caller's back (and tests can pass a map).
@@ -37,6 +47,14 @@ pub struct Config {
     pub subscribers: Vec<SubscriberConfig>,
     pub routes: Vec<RouteConfig>,
     pub dead_letter: Option<DeadLetterConfig>,
+    /// Inbound webhook sources (`POST /hooks/{name}`).
+    pub sources: Vec<SourceConfig>,
+    /// Publisher keys for `POST /events`; empty: no key needed.
+    pub api_keys: Vec<ApiKey>,
+    /// JSON Schemas of event types' data.
+    pub schemas: Schemas,
+    /// Where deliveries may connect.
+    pub outbound: Outbound,
 }
 
 /// Listener and process settings. `listen` and `data_dir` may be overridden from the command line.
@@ -50,6 +68,10 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// How long shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+    /// Request limits of the ingest listener.
+    pub limits: Limits,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<ListenerTls>,
 }
 
 /// The operator API's listener (never the public ingest port).
@@ -61,6 +83,8 @@ pub struct AdminConfig {
     /// How often the routes file is checked for changes; `None`: no watch (SIGHUP and the API
     /// still reload).
     pub watch_interval: Option<Duration>,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<ListenerTls>,
 }
 
 impl AdminConfig {
@@ -91,6 +115,8 @@ pub struct StorageConfig {
     pub cache_capacity: u64,
     /// Background flush period (sled's `flush_every_ms`); bounds loss under `relaxed`.
     pub flush_interval: Duration,
+    /// Ingest answers 503 once the store takes this many bytes on disk (`None`: no ceiling).
+    pub max_size: Option<u64>,
 }
 
 /// How an event is put on the wire to a subscriber.

@@ -2,7 +2,9 @@
 //! once the events and their deliveries are durable, or with an `application/problem+json` body
 //! that names what was wrong.
 
-mod binary;
+pub mod admission;
+pub mod binary;
+pub mod hooks;
 pub mod problem;
 pub mod structured;
 
@@ -13,11 +15,13 @@ use arc_swap::ArcSwap;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::config::Limits;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::routing::RoutingTable;
 use crate::store::{self, Accepted, NewEvent, Store};
 
+use admission::Admission;
 use problem::Problem;
 
 /// Media types of the CloudEvents JSON format.
@@ -29,7 +33,10 @@ pub struct IngressState {
     pub routing: Arc<ArcSwap<RoutingTable>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// API keys, inbound webhook sources and schemas; swapped on reload.
+    pub admission: Arc<ArcSwap<Admission>>,
     pub max_body_size: usize,
+    pub limits: Limits,
     /// Fired when shutdown begins (`/readyz` answers 503 from then on).
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -38,6 +45,7 @@ pub struct IngressState {
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/events").route(web::post().to(publish)))
+        .service(web::resource("/hooks/{name}").route(web::post().to(hooks::receive)))
         .service(web::resource("/healthz").route(web::get().to(health)))
         .service(web::resource("/readyz").route(web::get().to(ready)))
         .default_service(web::to(not_found));
@@ -97,6 +105,9 @@ async fn accept(
     payload: web::Payload,
     state: &IngressState,
 ) -> Result<Receipt, Problem> {
+    admission::check_headers(request.headers(), &state.limits)?;
+    let admission = state.admission.load();
+    let publisher = admission.publisher(request.headers())?;
     let content_type = request
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -113,9 +124,17 @@ async fn accept(
                 .map_err(Problem::invalid_event)?,
         ],
         Format::Structured => vec![structured::parse_one(&body).map_err(Problem::invalid_event)?],
-        Format::Batch => structured::parse_batch(&body).map_err(Problem::invalid_event)?,
+        Format::Batch => structured::parse_batch(&body, state.limits.max_batch_events)
+            .map_err(Problem::invalid_event)?,
     };
     Metrics::add(&state.metrics.events_received, events.len() as u64);
+    admission.check(publisher, &events, matches!(format, Format::Batch))?;
+    store_events(events, state).await
+}
+
+/// Routes validated events and stores them: the one way into the store for `/events` and
+/// `/hooks/{name}`.
+async fn store_events(events: Vec<Event>, state: &IngressState) -> Result<Receipt, Problem> {
     if events.is_empty() {
         return Ok(Receipt {
             accepted: 0,
@@ -136,7 +155,13 @@ async fn accept(
         .store
         .accept(new_events, store::now_ms())
         .await
-        .map_err(|error| Problem::unavailable(format!("the event could not be stored: {error}")))?;
+        .map_err(|error| match error {
+            store::StoreError::Full { .. } => Problem {
+                retry_after: Some(30),
+                ..Problem::unavailable(format!("the event was not accepted: {error}"))
+            },
+            error => Problem::unavailable(format!("the event could not be stored: {error}")),
+        })?;
     let mut receipt = Receipt {
         accepted: 0,
         duplicates: 0,
@@ -181,6 +206,7 @@ fn detect(request: &HttpRequest, content_type: Option<&str>) -> Result<Format, P
     }
 }
 
+/// Reads the whole body, refusing more than `limit` bytes.
 async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,

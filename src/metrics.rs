@@ -4,11 +4,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why ingest refused a request: the problem type's last segment, `_` for `-`.
-pub const REJECT_REASONS: [&str; 5] = [
+pub const REJECT_REASONS: [&str; 9] = [
     "invalid_event",
     "unsupported_media_type",
     "payload_too_large",
     "unavailable",
+    "unauthorized",
+    "forbidden",
+    "schema_violation",
+    "headers_too_large",
     "other",
 ];
 
@@ -36,12 +40,25 @@ pub struct Metrics {
     pub retries_scheduled: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub dead_letters_forwarded: AtomicU64,
+    /// Inbound webhook requests by (source, outcome): `accepted`, `invalid`, `unavailable`, or
+    /// a signature rejection's label.
+    pub hook_requests: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
     /// Adds `count` to `counter`.
     pub fn add(counter: &AtomicU64, count: u64) {
         counter.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts one inbound webhook request of `source` with `outcome`.
+    pub fn count_hook(&self, source: &str, outcome: &'static str) {
+        *self
+            .hook_requests
+            .lock()
+            .expect("lock")
+            .entry((source.to_owned(), outcome))
+            .or_default() += 1;
     }
 
     /// Reads `counter`.

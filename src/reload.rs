@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, SubscriberConfig};
 use crate::delivery::Dispatchers;
+use crate::ingress::admission::Admission;
 use crate::routing::RoutingTable;
 use crate::store::{self, Store};
 
@@ -48,6 +49,7 @@ pub struct Reloader {
     path: PathBuf,
     current: Mutex<Config>,
     routing: Arc<ArcSwap<RoutingTable>>,
+    admission: Arc<ArcSwap<Admission>>,
     dispatchers: Arc<Dispatchers>,
     store: Store,
     pub successes: AtomicU64,
@@ -61,6 +63,7 @@ impl Reloader {
     pub fn new(
         config: Config,
         routing: Arc<ArcSwap<RoutingTable>>,
+        admission: Arc<ArcSwap<Admission>>,
         dispatchers: Arc<Dispatchers>,
         store: Store,
     ) -> Reloader {
@@ -69,6 +72,7 @@ impl Reloader {
             path: config.path.clone(),
             current: Mutex::new(config),
             routing,
+            admission,
             dispatchers,
             store,
             successes: AtomicU64::new(0),
@@ -139,6 +143,7 @@ impl Reloader {
         new.server = current.server.clone();
         new.storage = current.storage.clone();
         new.admin = current.admin.clone();
+        new.outbound = current.outbound.clone();
         let ids = self
             .store
             .register_subscribers(
@@ -157,6 +162,7 @@ impl Reloader {
             )
             .map_err(|error| error.to_string())?;
         self.routing.store(Arc::new(table));
+        self.admission.store(Arc::new(Admission::new(&new)));
         *current = new;
         Ok(diff)
     }
@@ -269,16 +275,21 @@ fn diff(old: &Config, new: &Config) -> Diff {
     if format!("{:?}", old.storage) != format!("{:?}", new.storage) {
         diff.restart_required.push("storage".into());
     }
-    if new.admin.token != old.admin.token {
+    if new.admin.token != old.admin.token || new.admin.tls != old.admin.tls {
         diff.restart_required.push("admin".into());
     }
     if old.server.max_body_size != new.server.max_body_size
         || old.server.workers != new.server.workers
+        || old.server.limits != new.server.limits
+        || old.server.tls != new.server.tls
     {
         diff.restart_required.push("server".into());
     }
     if format!("{:?}", old.dead_letter) != format!("{:?}", new.dead_letter) {
         diff.restart_required.push("dead_letter".into());
+    }
+    if old.outbound != new.outbound {
+        diff.restart_required.push("outbound".into());
     }
     diff
 }

@@ -47,6 +47,8 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("store is shut down")]
     Closed,
+    #[error("the store holds {size} bytes, past its ceiling of {limit} bytes (storage.max_size); deliveries must drain or retention expire first")]
+    Full { size: u64, limit: u64 },
 }
 
 /// An event to accept, with the subscribers it goes to.
@@ -89,6 +91,8 @@ struct Inner {
     committed: watch::Receiver<EventSeq>,
     config: StorageConfig,
     committer: Option<thread::JoinHandle<()>>,
+    /// The size on disk at the last [`Store::refresh_size`].
+    size: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -160,7 +164,7 @@ impl Store {
             .name("fanout-commit".into())
             .spawn(move || committer.run(receiver))
             .map_err(StoreError::Io)?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 events,
@@ -172,8 +176,11 @@ impl Store {
                 committed,
                 config: config.clone(),
                 committer: Some(committer),
+                size: std::sync::atomic::AtomicU64::new(0),
             }),
-        })
+        };
+        store.refresh_size()?;
+        Ok(store)
     }
 
     /// Stores events and their pending deliveries atomically, then (under strict durability)
@@ -186,6 +193,12 @@ impl Store {
         events: Vec<NewEvent>,
         now_ms: u64,
     ) -> Result<Vec<Accepted>, StoreError> {
+        if let Some(limit) = self.inner.config.max_size {
+            let size = self.inner.size.load(std::sync::atomic::Ordering::Relaxed);
+            if size >= limit {
+                return Err(StoreError::Full { size, limit });
+            }
+        }
         let (reply, answer) = oneshot::channel();
         self.inner
             .jobs
@@ -774,6 +787,19 @@ impl Store {
     /// The size could not be read.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.size_on_disk()?)
+    }
+
+    /// Measures the size on disk again, for the ceiling `accept` enforces (`storage.max_size`).
+    /// Called when the store opens and then every second.
+    ///
+    /// # Errors
+    /// The store's files could not be measured.
+    pub fn refresh_size(&self) -> Result<u64, StoreError> {
+        let size = self.size_on_disk()?;
+        self.inner
+            .size
+            .store(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(size)
     }
 }
 

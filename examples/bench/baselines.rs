@@ -87,7 +87,11 @@ pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let sender = fanout::delivery::sender::Sender::new().unwrap();
+        let sender = fanout::delivery::sender::Sender::new(fanout::config::Outbound {
+            allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            https_only: false,
+        })
+        .unwrap();
         let url = url::Url::parse(url).unwrap();
         let body = bytes::Bytes::from(vec![b'x'; size]);
         let duration = Duration::from_secs_f64(seconds);

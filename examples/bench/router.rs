@@ -30,7 +30,7 @@ pub fn fanout_binary() -> PathBuf {
 
 pub fn write_config(dir: &Path, receiver: &str, subscribers: &[Sub], durability: &str) -> PathBuf {
     let mut text = format!(
-        "storage:\n  durability: {durability}\n  cache_capacity: 64MiB\nserver:\n  max_body_size: 1MiB\n  workers: 1\nsubscribers:\n"
+        "storage:\n  durability: {durability}\n  cache_capacity: 64MiB\nserver:\n  max_body_size: 1MiB\n  workers: 1\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
     );
     for (index, sub) in subscribers.iter().enumerate() {
         text.push_str(&format!(

@@ -691,6 +691,7 @@ async fn reload(state: web::Data<AdminState>) -> HttpResponse {
                 .map(|error| crate::ingress::problem::FieldError {
                     attribute: "routes.yaml".into(),
                     index: None,
+                    pointer: None,
                     detail: error.clone(),
                 })
                 .collect(),

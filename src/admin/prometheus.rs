@@ -99,6 +99,18 @@ fn render(state: &AdminState) -> String {
     }
     header(
         &mut out,
+        "fanout_hook_requests_total",
+        "counter",
+        "Requests to POST /hooks/{source}, by source and outcome (accepted, invalid, unavailable, signature_missing, signature_malformed, signature_mismatch, timestamp_stale).",
+    );
+    for ((source, outcome), count) in metrics.hook_requests.lock().expect("lock").iter() {
+        let _ = writeln!(
+            out,
+            "fanout_hook_requests_total{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    header(
+        &mut out,
         "fanout_events_unrouted_total",
         "counter",
         "Stored events that matched no route, by reason.",

@@ -30,6 +30,8 @@ pub mod defaults {
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
     pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+    /// The backlog ceiling: ingest answers 503 past this store size.
+    pub const MAX_STORE_SIZE: u64 = 10 * 1024 * 1024 * 1024;
     pub const TIMEOUT: Duration = Duration::from_secs(15);
     pub const CONCURRENCY: usize = 16;
     pub const INITIAL_INTERVAL: Duration = Duration::from_secs(1);
@@ -69,6 +71,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
     let listen_text = raw
         .server
         .listen
+        .clone()
         .unwrap_or_else(|| defaults::LISTEN.to_owned());
     let listen = listen_text.parse().unwrap_or_else(|_| {
         errors.push((
@@ -89,6 +92,12 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
     if raw.server.workers == Some(0) {
         errors.push(("server.workers".into(), "must be at least 1".into()));
     }
+    let limits = super::listener::limits(&raw.server, &mut errors);
+    let listener_tls = raw
+        .server
+        .tls
+        .as_ref()
+        .and_then(|tls| super::listener::tls(tls, "server.tls", &mut errors));
     let server = ServerConfig {
         listen,
         data_dir: raw
@@ -101,6 +110,8 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .server
             .shutdown_grace
             .unwrap_or(defaults::SHUTDOWN_GRACE),
+        limits,
+        tls: listener_tls,
     };
 
     let admin = admin(&raw.admin, &mut errors);
@@ -117,6 +128,8 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .storage
             .flush_interval
             .unwrap_or(defaults::FLUSH_INTERVAL),
+        max_size: Some(raw.storage.max_size.unwrap_or(defaults::MAX_STORE_SIZE))
+            .filter(|size| *size > 0),
     };
     if storage.flush_interval.is_zero() {
         errors.push((
@@ -311,6 +324,48 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
         })
     });
 
+    let sources = raw
+        .sources
+        .into_iter()
+        .filter_map(|(name, source)| super::sources::compile(name, source, &mut errors))
+        .collect();
+    let api_keys: Vec<_> = raw
+        .api_keys
+        .into_iter()
+        .filter_map(|(name, key)| super::access::compile(name, key, &mut errors))
+        .collect();
+    for (index, key) in api_keys.iter().enumerate() {
+        if let Some(first) = api_keys[..index]
+            .iter()
+            .find(|other: &&super::ApiKey| other.digest.matches(&key.digest))
+        {
+            errors.push((
+                format!("api_keys.{}.key", key.name),
+                format!("is the same key as api_keys.{}", first.name),
+            ));
+        }
+    }
+    let schemas = super::schemas::compile(raw.schemas, path, &mut errors);
+    let outbound = super::outbound::compile(raw.outbound, &mut errors);
+    if outbound.https_only {
+        for subscriber in &subscribers {
+            if subscriber.url.scheme() != "https" {
+                errors.push((
+                    format!("subscribers.{}.url", subscriber.name),
+                    "must be an https:// URL (outbound.https_only)".into(),
+                ));
+            }
+        }
+        if let Some(dead_letter) = &dead_letter {
+            if dead_letter.url.scheme() != "https" {
+                errors.push((
+                    "dead_letter.url".into(),
+                    "must be an https:// URL (outbound.https_only)".into(),
+                ));
+            }
+        }
+    }
+
     if errors.is_empty() {
         Ok(Config {
             path: path.to_owned(),
@@ -320,6 +375,10 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             subscribers,
             routes,
             dead_letter,
+            sources,
+            api_keys,
+            schemas,
+            outbound,
         })
     } else {
         Err(errors)
@@ -340,7 +399,16 @@ fn admin(raw: &super::raw::RawAdmin, errors: &mut Errors) -> AdminConfig {
             .parse()
             .expect("the default admin address parses")
     });
-    let token = raw.token.clone().filter(|token| !token.is_empty());
+    let token = raw
+        .token
+        .as_deref()
+        .filter(|token| !token.is_empty())
+        .and_then(|token| {
+            Credential::load(token)
+                .map_err(|message| errors.push(("admin.token".into(), message)))
+                .ok()
+        })
+        .map(|token| token.expose().to_owned());
     if let Some(message) = AdminConfig::missing_token(listen, token.as_deref()) {
         errors.push(("admin.token".into(), message));
     }
@@ -358,6 +426,10 @@ fn admin(raw: &super::raw::RawAdmin, errors: &mut Errors) -> AdminConfig {
             Some(interval) => Some(interval),
             None => Some(defaults::WATCH_INTERVAL),
         },
+        tls: raw
+            .tls
+            .as_ref()
+            .and_then(|tls| super::listener::tls(tls, "admin.tls", errors)),
     }
 }
 
@@ -458,7 +530,7 @@ fn positive_duration(duration: Duration, key: &str, errors: &mut Errors) {
     }
 }
 
-fn is_name(name: &str) -> bool {
+pub(super) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

@@ -56,6 +56,98 @@ pub struct RawConfig {
     pub subscribers: BTreeMap<String, RawSubscriber>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Inbound webhooks from senders that do not speak CloudEvents, served at `/hooks/{name}`.
+    #[serde(default, deserialize_with = "unique_names")]
+    pub sources: BTreeMap<String, RawSource>,
+    /// Publisher keys for `POST /events`; none: publishing needs no key.
+    #[serde(default, deserialize_with = "unique_names")]
+    pub api_keys: BTreeMap<String, RawApiKey>,
+    /// JSON Schemas for event types' `data`.
+    #[serde(default)]
+    pub schemas: RawSchemas,
+    /// Where deliveries may go.
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+/// One inbound webhook source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `github`, `shopify`, `stripe`, `standard_webhooks` or `hmac`.
+    pub verify: String,
+    /// One secret or several (rotation); `file:` references allowed.
+    pub secret: OneOrMany,
+    /// The CloudEvents `source` of the events made from this sender's requests.
+    pub source: String,
+    #[serde(rename = "type")]
+    pub ty: Option<RawField>,
+    /// Put before a `type` read from a header or the body.
+    pub type_prefix: Option<String>,
+    pub id: Option<RawField>,
+    pub subject: Option<RawField>,
+    /// Largest accepted age (or skew) of a signed timestamp (stripe, standard_webhooks).
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub tolerance: Option<Duration>,
+    /// The generic scheme's settings (`verify: hmac`).
+    pub hmac: Option<RawHmac>,
+}
+
+/// Where an attribute of an inbound webhook's event comes from: exactly one key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub header: Option<String>,
+    pub pointer: Option<String>,
+    pub value: Option<String>,
+    /// `id` only: the SHA-256 of the body.
+    pub body_hash: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    /// `sha256` (default) or `sha512`.
+    pub algorithm: Option<String>,
+    pub header: String,
+    /// `hex` (default) or `base64`.
+    pub encoding: Option<String>,
+    /// Text before the signature in the header, e.g. `sha256=`.
+    pub prefix: Option<String>,
+}
+
+/// One publisher key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// The key (`${VAR}` or `file:` reference).
+    pub key: String,
+    /// `source` prefixes the key may publish; none: any.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// `type` prefixes the key may publish; none: any.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchemas {
+    /// Folder of `<type>.json` files, relative to the routes file (default `schemas`).
+    pub dir: Option<PathBuf>,
+    /// Explicit `type: file` entries (relative to the routes file), besides the folder's.
+    #[serde(default)]
+    pub types: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    /// Networks deliveries may reach although they are not public (e.g. `127.0.0.0/8`).
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Refuse `http://` endpoint URLs.
+    pub https_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +160,26 @@ pub struct RawServer {
     pub workers: Option<usize>,
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub shutdown_grace: Option<Duration>,
+    /// Events in one batched-mode request at most.
+    pub max_batch_events: Option<usize>,
+    /// Request headers at most, and their total size.
+    pub max_headers: Option<usize>,
+    #[serde(default, deserialize_with = "deserialize_byte_size")]
+    pub max_header_size: Option<u64>,
+    /// How long a client may take to send the request head (slow clients are cut off).
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub request_timeout: Option<Duration>,
+    /// Open connections at most, per worker.
+    pub max_connections: Option<usize>,
+    /// `{ cert, key }`: serve HTTPS (PEM files).
+    pub tls: Option<RawListenerTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +190,8 @@ pub struct RawAdmin {
     /// Poll interval of the routes-file watch; `0s` turns the watch off.
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub watch_interval: Option<Duration>,
+    /// `{ cert, key }`: serve the admin API over HTTPS.
+    pub tls: Option<RawListenerTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +206,9 @@ pub struct RawStorage {
     pub cache_capacity: Option<u64>,
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub flush_interval: Option<Duration>,
+    /// Ingest answers 503 once the store is this large (`0`: no ceiling).
+    #[serde(default, deserialize_with = "deserialize_byte_size")]
+    pub max_size: Option<u64>,
 }
 
 /// Delivery policy knobs shared by `defaults` and each subscriber.

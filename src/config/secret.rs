@@ -34,6 +34,12 @@ impl Secret {
         Ok(Secret(key))
     }
 
+    /// A key used as given (the HMAC schemes of GitHub, Shopify and Stripe use the secret's
+    /// text itself as the key).
+    pub fn from_bytes(key: Vec<u8>) -> Secret {
+        Secret(key)
+    }
+
     /// The key bytes, for the signer.
     pub fn key(&self) -> &[u8] {
         &self.0

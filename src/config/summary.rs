@@ -3,6 +3,7 @@
 
 use std::fmt::{self, Write};
 
+use super::sources::Verification;
 use super::{Config, Filter, Mode};
 
 impl fmt::Display for Filter {
@@ -105,5 +106,86 @@ pub fn summary(config: &Config) -> String {
             redacted_url(&dead_letter.url)
         );
     }
+    if !config.sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+webhook sources ({}):",
+            config.sources.len()
+        );
+        for source in &config.sources {
+            let scheme = match &source.verification {
+                Verification::Hmac {
+                    algorithm, header, ..
+                } => format!("HMAC-{algorithm:?} in {header}").to_uppercase(),
+                Verification::Stripe { tolerance } => format!(
+                    "Stripe-Signature, tolerance {}",
+                    humantime::format_duration(*tolerance)
+                ),
+                Verification::StandardWebhooks { tolerance } => format!(
+                    "Standard Webhooks, tolerance {}",
+                    humantime::format_duration(*tolerance)
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  POST /hooks/{}  [{scheme}, {} secret(s)] -> source {}",
+                source.name,
+                source.secrets.len(),
+                source.source
+            );
+        }
+    }
+    if config.api_keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+publishing: open (no api_keys)"
+        );
+    } else {
+        let names: Vec<&str> = config
+            .api_keys
+            .iter()
+            .map(|key| key.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "
+publishing: API key required ({} key(s): {})",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    let schemas: Vec<&str> = config.schemas.files().map(|(ty, _)| ty).collect();
+    if !schemas.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+schemas ({}, compiled): {}",
+            schemas.len(),
+            schemas.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "
+outbound: non-public addresses refused{}{}",
+        if config.outbound.allow_networks.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = config
+                .outbound
+                .allow_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!(" except {}", list.join(", "))
+        },
+        if config.outbound.https_only {
+            "; https only"
+        } else {
+            ""
+        }
+    );
     out
 }

@@ -78,7 +78,9 @@ impl Context {
                 return Ok(sender.clone());
             }
         }
-        let sender = Sender::for_endpoint(tls)
+        let sender = self
+            .sender
+            .for_endpoint(tls)
             .map_err(|error| format!("the endpoint's TLS settings are not usable: {error}"))?;
         *cached = Some((tls.clone(), sender.clone()));
         Ok(sender)

@@ -18,6 +18,8 @@ pub enum Outcome {
     },
     /// Any other non-2xx: straight to the dead letters.
     Permanent { status: u16 },
+    /// Not sent, and never will be: the outbound policy refuses the destination.
+    Refused { reason: String },
     /// 410: the subscriber is gone; stop delivering to it.
     Gone,
 }

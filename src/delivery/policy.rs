@@ -58,6 +58,9 @@ pub fn decide(
         Outcome::Permanent { status } => Decision::Dead {
             reason: format!("permanent failure: HTTP {status}"),
         },
+        Outcome::Refused { reason } => Decision::Dead {
+            reason: format!("permanent failure: {reason}"),
+        },
         Outcome::Retryable {
             status,
             error,

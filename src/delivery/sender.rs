@@ -1,9 +1,19 @@
 //! The HTTP client: the only code that imports reqwest. No redirects are followed (a redirect is
 //! a non-2xx answer like any other), each request has its own timeout, connections are pooled.
+//!
+//! The SSRF guard lives here too: every address a request would connect to, whether a DNS answer
+//! or an IP literal in the URL, is checked against [`Outbound`] before the connection is made,
+//! so a name that resolves to a private address (DNS rebinding included) is refused just like
+//! the address itself. Proxies from the environment are not used: they would hide the address.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+use crate::config::outbound::Refusal;
+use crate::config::Outbound;
 
 /// Most bytes of a response body kept for the attempt log.
 pub const EXCERPT_LIMIT: usize = 4096;
@@ -43,31 +53,58 @@ pub enum SendError {
     Request(#[source] reqwest::Error),
     #[error("invalid header {0}")]
     Header(String),
+    /// The SSRF guard refused the destination: a permanent failure.
+    #[error("{0}")]
+    Refused(Refused),
+}
+
+impl SendError {
+    /// Whether trying again cannot help (the destination is refused by policy).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Refused(_))
+    }
+}
+
+/// A destination the outbound policy refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("refused by the SSRF guard: {host} is {} ({address}); list its network in outbound.allow_networks to allow it", .kind.describe())]
+    Address {
+        host: String,
+        address: IpAddr,
+        kind: Refusal,
+    },
+    #[error("refused: {0} is not an https:// URL (outbound.https_only)")]
+    NotHttps(String),
 }
 
 /// Shared HTTP client for all deliveries.
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    outbound: Arc<Outbound>,
 }
 
 impl Sender {
-    /// Builds the client.
+    /// Builds the client, guarded by `outbound`.
     ///
     /// # Errors
     /// The TLS stack could not be initialised.
-    pub fn new() -> Result<Sender, reqwest::Error> {
+    pub fn new(outbound: Outbound) -> Result<Sender, reqwest::Error> {
+        let outbound = Arc::new(outbound);
         Ok(Sender {
-            client: builder().build()?,
+            client: builder(&outbound).build()?,
+            outbound,
         })
     }
 
-    /// A client for one endpoint's TLS settings: a client certificate (mTLS) and extra roots.
+    /// A client for one endpoint's TLS settings: a client certificate (mTLS) and extra roots,
+    /// under the same outbound policy.
     ///
     /// # Errors
     /// The PEM data is not a usable certificate and key.
-    pub fn for_endpoint(tls: &crate::config::EndpointTls) -> Result<Sender, reqwest::Error> {
-        let mut builder = builder();
+    pub fn for_endpoint(&self, tls: &crate::config::EndpointTls) -> Result<Sender, reqwest::Error> {
+        let mut builder = builder(&self.outbound);
         if let Some(identity) = &tls.identity_pem {
             builder = builder.identity(reqwest::Identity::from_pem(identity)?);
         }
@@ -78,6 +115,30 @@ impl Sender {
         }
         Ok(Sender {
             client: builder.build()?,
+            outbound: Arc::clone(&self.outbound),
+        })
+    }
+
+    /// Checks a URL before any request: the scheme under `https_only`, and an IP-literal host
+    /// (which never reaches the resolver). Names are checked when they are resolved.
+    ///
+    /// # Errors
+    /// The destination is refused.
+    pub fn check_url(&self, url: &url::Url) -> Result<(), SendError> {
+        if self.outbound.https_only && url.scheme() != "https" {
+            return Err(SendError::Refused(Refused::NotHttps(redacted_url(url))));
+        }
+        let address = match url.host() {
+            Some(url::Host::Ipv4(address)) => IpAddr::V4(address),
+            Some(url::Host::Ipv6(address)) => IpAddr::V6(address),
+            _ => return Ok(()),
+        };
+        self.outbound.check(address).map_err(|kind| {
+            SendError::Refused(Refused::Address {
+                host: address.to_string(),
+                address,
+                kind,
+            })
         })
     }
 
@@ -92,6 +153,7 @@ impl Sender {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, SendError> {
+        self.check_url(url)?;
         let request = self.client.post(url.as_str()).timeout(timeout).body(body);
         self.send(request, headers, timeout).await
     }
@@ -107,6 +169,7 @@ impl Sender {
         headers: impl Iterator<Item = (&str, &str)>,
         timeout: Duration,
     ) -> Result<(u16, Vec<(String, String)>), SendError> {
+        self.check_url(url)?;
         let request = self
             .client
             .request(reqwest::Method::OPTIONS, url.as_str())
@@ -210,6 +273,7 @@ impl Sender {
         form: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Token, TokenError> {
+        self.check_url(token_url)?;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -282,18 +346,72 @@ fn redact_access_token(value: &str) -> String {
     out
 }
 
-/// The client settings every sender shares: no redirects, pooled connections, no Nagle.
-fn builder() -> reqwest::ClientBuilder {
+/// The client settings every sender shares: no redirects, no proxies, the guarded resolver,
+/// pooled connections, no Nagle.
+fn builder(outbound: &Arc<Outbound>) -> reqwest::ClientBuilder {
     // reqwest is built without a bundled crypto provider; use ring for rustls.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver(Arc::clone(outbound))))
         .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
 }
 
+/// Resolves names with the system resolver, then keeps only the addresses the outbound policy
+/// allows. The connection is made to exactly those addresses, so a second DNS answer cannot
+/// slip a private address in (no rebinding between the check and the connect).
+struct GuardedResolver(Arc<Outbound>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let outbound = Arc::clone(&self.0);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|address| match outbound.check(address.ip()) {
+                    Ok(()) => true,
+                    Err(kind) => {
+                        refused.get_or_insert((address.ip(), kind));
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some((address, kind))) => Err(Box::new(Refused::Address {
+                    host,
+                    address,
+                    kind,
+                })
+                    as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// The URL without its query (which may hold an `access_token`).
+fn redacted_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
 fn classify(error: reqwest::Error, timeout: Duration) -> SendError {
+    // A refusal of the guarded resolver is permanent, whatever reqwest wraps it in.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<Refused>() {
+            return SendError::Refused(refused.clone());
+        }
+        cause = current.source();
+    }
     // An `access_token` in the URL must not reach a log through the error's text.
     let redact = error
         .url()

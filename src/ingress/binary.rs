@@ -91,6 +91,7 @@ fn error(attribute: &str, detail: &str) -> FieldError {
     FieldError {
         attribute: attribute.to_owned(),
         index: None,
+        pointer: None,
         detail: detail.to_owned(),
     }
 }

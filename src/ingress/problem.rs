@@ -20,6 +20,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge (401 answers).
+    #[serde(skip)]
+    pub challenge: Option<&'static str>,
 }
 
 /// A problem with one field of the request.
@@ -30,6 +33,9 @@ pub struct FieldError {
     /// Position in a batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// JSON pointer into the data (schema violations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
     pub detail: String,
 }
 
@@ -59,7 +65,65 @@ impl Problem {
             detail,
             errors,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// The data of one or more events breaks its type's JSON Schema.
+    pub fn schema_violation(errors: Vec<FieldError>) -> Problem {
+        let detail = match errors.first() {
+            Some(first) => format!(
+                "{} schema violation(s); the first: {}data{}: {}",
+                errors.len(),
+                first
+                    .index
+                    .map(|index| format!("event {index}: "))
+                    .unwrap_or_default(),
+                first.pointer.as_deref().unwrap_or(""),
+                first.detail
+            ),
+            None => "the data does not match its type's schema".into(),
+        };
+        Problem {
+            errors,
+            ..Problem::simple(
+                "urn:fanout:problem:schema-violation",
+                "Data does not match the schema",
+                400,
+                detail,
+            )
+        }
+    }
+
+    /// A missing or unknown credential. `challenge` is the `WWW-Authenticate` value.
+    pub fn unauthorized(detail: String, challenge: Option<&'static str>) -> Problem {
+        Problem {
+            challenge,
+            ..Problem::simple(
+                "urn:fanout:problem:unauthorized",
+                "Unauthorized",
+                401,
+                detail,
+            )
+        }
+    }
+
+    /// A known credential that may not do this.
+    pub fn forbidden(detail: String, errors: Vec<FieldError>) -> Problem {
+        Problem {
+            errors,
+            ..Problem::simple("urn:fanout:problem:forbidden", "Forbidden", 403, detail)
+        }
+    }
+
+    /// Too many request headers, or too many bytes of them.
+    pub fn headers_too_large(detail: String) -> Problem {
+        Problem::simple(
+            "urn:fanout:problem:headers-too-large",
+            "Request header fields too large",
+            431,
+            detail,
+        )
     }
 
     pub fn unsupported_media_type(detail: String) -> Problem {
@@ -109,6 +173,7 @@ impl Problem {
             detail,
             errors: Vec::new(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -119,6 +184,9 @@ impl Problem {
         response.content_type(PROBLEM_JSON);
         if let Some(seconds) = self.retry_after {
             response.insert_header(("retry-after", seconds.to_string()));
+        }
+        if let Some(challenge) = self.challenge {
+            response.insert_header(("www-authenticate", challenge));
         }
         response.json(self)
     }

@@ -24,13 +24,22 @@ pub fn parse_one(body: &[u8]) -> Result<Event, Vec<FieldError>> {
 ///
 /// # Errors
 /// Every problem, naming the attribute and the batch index.
-pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, Vec<FieldError>> {
+pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, Vec<FieldError>> {
     let items: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(|error| {
         vec![body_error(
             None,
             format!("not a JSON array of events: {error}"),
         )]
     })?;
+    if items.len() > max_events {
+        return Err(vec![body_error(
+            None,
+            format!(
+                "the batch holds {} events; at most {max_events} are accepted in one request (server.max_batch_events)",
+                items.len()
+            ),
+        )]);
+    }
     let mut events = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -61,6 +70,7 @@ fn from_members(
     let error = |attribute: &str, detail: String| FieldError {
         attribute: attribute.to_owned(),
         index,
+        pointer: None,
         detail,
     };
     let mut errors = Vec::new();
@@ -153,6 +163,7 @@ fn body_error(index: Option<usize>, detail: String) -> FieldError {
     FieldError {
         attribute: "body".to_owned(),
         index,
+        pointer: None,
         detail,
     }
 }

@@ -112,6 +112,7 @@ fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     let path = dir.join("routes.yaml");
     let text = format!(
         "
+outbound: {{ allow_networks: [127.0.0.0/8] }}
 subscribers:
   warehouse:
     url: '{url}'
@@ -287,7 +288,7 @@ async fn operator_commands_talk_to_a_running_binary() {
     std::fs::write(
         &config,
         format!(
-            "admin: {{ token: {token} }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\nroutes:\n  - name: all\n    to: [warehouse]\n",
+            "admin: {{ token: {token} }}\noutbound: {{ allow_networks: [127.0.0.0/8] }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\nroutes:\n  - name: all\n    to: [warehouse]\n",
             receiver.url
         ),
     )
@@ -398,7 +399,7 @@ async fn sighup_reloads_the_routes_file() {
         std::fs::write(
             &config,
             format!(
-                "admin: {{ token: {token}, watch_interval: 0s }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\n{extra}routes:\n  - name: all\n    to: [warehouse]\n",
+                "admin: {{ token: {token}, watch_interval: 0s }}\noutbound: {{ allow_networks: [127.0.0.0/8] }}\nsubscribers:\n  warehouse: {{ url: '{}' }}\n{extra}routes:\n  - name: all\n    to: [warehouse]\n",
                 receiver.url
             ),
         )

@@ -69,6 +69,14 @@ impl TestRouter {
         let mut config =
             fanout::config::parse(yaml, &path, &env).unwrap_or_else(|errors| panic!("{errors}"));
         config.server.data_dir = dir.path().join("data");
+        // The test receivers are on loopback, which the SSRF guard refuses by default; a test
+        // that writes its own `outbound` section gets exactly that.
+        if !yaml.contains("outbound:") {
+            config
+                .outbound
+                .allow_networks
+                .push("127.0.0.0/8".parse().unwrap());
+        }
         config.server.workers = Some(1);
         config.server.shutdown_grace = Duration::from_secs(2);
         let listeners = app::Listeners {

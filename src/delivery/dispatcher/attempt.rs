@@ -78,9 +78,9 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
             sender
                 .post(&url, headers, message.body.clone(), config.timeout)
                 .await
-                .map_err(|error| error.to_string())
+                .map_err(|error| (error.to_string(), error.is_permanent()))
         }
-        (Err(error), _) | (_, Err(error)) => Err(error),
+        (Err(error), _) | (_, Err(error)) => Err((error, false)),
     };
     let (outcome, attempt) = match result {
         Ok(response) => (
@@ -99,11 +99,17 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
                 response_headers: response.headers,
             },
         ),
-        Err(error) => (
-            Outcome::Retryable {
-                status: None,
-                error: Some(error.clone()),
-                retry_after: None,
+        Err((error, permanent)) => (
+            if permanent {
+                Outcome::Refused {
+                    reason: error.clone(),
+                }
+            } else {
+                Outcome::Retryable {
+                    status: None,
+                    error: Some(error.clone()),
+                    retry_after: None,
+                }
             },
             AttemptRecord {
                 at_ms,
