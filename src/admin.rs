@@ -22,9 +22,9 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::TokenDigest;
 use crate::delivery::Dispatchers;
 use crate::ingress::problem::Problem;
 use crate::metrics::Metrics;
@@ -40,7 +40,7 @@ pub struct AdminState {
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the token: comparing digests takes the same time whatever the input length.
-    pub token_digest: Option<[u8; 32]>,
+    pub token_digest: Option<TokenDigest>,
     pub shutdown: CancellationToken,
     pub jobs: Jobs,
     /// The last minutes of counters, for the dashboard's chart.
@@ -48,8 +48,8 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    pub fn token_digest(token: Option<&str>) -> Option<[u8; 32]> {
-        token.map(|token| Sha256::digest(token.as_bytes()).into())
+    pub fn token_digest(token: Option<&str>) -> Option<TokenDigest> {
+        token.map(TokenDigest::of)
     }
 }
 
@@ -99,14 +99,8 @@ async fn authorize(
             .get("authorization")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .map(|token| -> [u8; 32] { Sha256::digest(token.trim().as_bytes()).into() });
-        let matches = given.is_some_and(|given| {
-            given
-                .iter()
-                .zip(expected.iter())
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
-        });
+            .map(|token| TokenDigest::of(token.trim()));
+        let matches = given.is_some_and(|given| given.matches(&expected));
         if !matches {
             let problem = Problem::simple(
                 "urn:fanout:problem:unauthorized",

@@ -64,6 +64,15 @@ pub struct Receipt {
     pub deliveries: usize,
 }
 
+impl Receipt {
+    /// Adds what happened to the ingest counters.
+    fn count(&self, metrics: &Metrics) {
+        Metrics::add(&metrics.events_accepted, self.accepted as u64);
+        Metrics::add(&metrics.events_duplicate, self.duplicates as u64);
+        Metrics::add(&metrics.events_unrouted, self.unrouted as u64);
+    }
+}
+
 enum Format {
     Binary,
     Structured,
@@ -79,9 +88,7 @@ async fn publish(
     let result = accept(&request, payload, &state).await;
     match result {
         Ok(receipt) => {
-            Metrics::add(&metrics.events_accepted, receipt.accepted as u64);
-            Metrics::add(&metrics.events_duplicate, receipt.duplicates as u64);
-            Metrics::add(&metrics.events_unrouted, receipt.unrouted as u64);
+            receipt.count(metrics);
             HttpResponse::Accepted().json(receipt)
         }
         Err(problem) => {

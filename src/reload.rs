@@ -31,6 +31,16 @@ pub struct Diff {
     pub routes_added: Vec<String>,
     pub routes_removed: Vec<String>,
     pub routes_changed: Vec<String>,
+    pub sources_added: Vec<String>,
+    pub sources_removed: Vec<String>,
+    pub sources_changed: Vec<String>,
+    pub api_keys_added: Vec<String>,
+    pub api_keys_removed: Vec<String>,
+    pub api_keys_changed: Vec<String>,
+    /// Event types whose JSON Schema was added, removed or changed.
+    pub schemas_added: Vec<String>,
+    pub schemas_removed: Vec<String>,
+    pub schemas_changed: Vec<String>,
     /// Changed settings that take effect only after a restart.
     pub restart_required: Vec<String>,
 }
@@ -251,6 +261,41 @@ fn subscribers(config: &Config) -> BTreeMap<&str, String> {
         .collect()
 }
 
+fn sources(config: &Config) -> BTreeMap<&str, String> {
+    config
+        .sources
+        .iter()
+        .map(|source| {
+            let keys: Vec<&[u8]> = source.secrets.iter().map(|secret| secret.key()).collect();
+            (source.name.as_str(), format!("{source:?} {keys:?}"))
+        })
+        .collect()
+}
+
+fn api_keys(config: &Config) -> BTreeMap<&str, String> {
+    config
+        .api_keys
+        .iter()
+        .map(|key| {
+            (
+                key.name.as_str(),
+                format!("{key:?} {:?}", key.digest.as_bytes()),
+            )
+        })
+        .collect()
+}
+
+fn schemas(config: &Config) -> BTreeMap<&str, String> {
+    config
+        .schemas
+        .files()
+        .map(|(ty, file)| {
+            let content = std::fs::read(file).unwrap_or_default();
+            (ty, format!("{} {content:?}", file.display()))
+        })
+        .collect()
+}
+
 fn routes(config: &Config) -> BTreeMap<&str, String> {
     config
         .routes
@@ -263,6 +308,10 @@ fn diff(old: &Config, new: &Config) -> Diff {
     let (subscribers_added, subscribers_removed, subscribers_changed) =
         changes(&subscribers(old), &subscribers(new));
     let (routes_added, routes_removed, routes_changed) = changes(&routes(old), &routes(new));
+    let (sources_added, sources_removed, sources_changed) = changes(&sources(old), &sources(new));
+    let (api_keys_added, api_keys_removed, api_keys_changed) =
+        changes(&api_keys(old), &api_keys(new));
+    let (schemas_added, schemas_removed, schemas_changed) = changes(&schemas(old), &schemas(new));
     let mut diff = Diff {
         subscribers_added,
         subscribers_removed,
@@ -270,6 +319,15 @@ fn diff(old: &Config, new: &Config) -> Diff {
         routes_added,
         routes_removed,
         routes_changed,
+        sources_added,
+        sources_removed,
+        sources_changed,
+        api_keys_added,
+        api_keys_removed,
+        api_keys_changed,
+        schemas_added,
+        schemas_removed,
+        schemas_changed,
         restart_required: Vec::new(),
     };
     if format!("{:?}", old.storage) != format!("{:?}", new.storage) {

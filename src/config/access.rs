@@ -52,9 +52,22 @@ impl ApiKey {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokenDigest([u8; 32]);
 
+impl std::fmt::Debug for TokenDigest {
+    /// The first bytes of the digest only: enough to tell two keys apart in a reload diff,
+    /// nothing that helps guess the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenDigest({:02x}{:02x}..)", self.0[0], self.0[1])
+    }
+}
+
 impl TokenDigest {
     pub fn of(token: &str) -> TokenDigest {
         TokenDigest(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The digest, for change detection (never shown).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Compares in constant time.

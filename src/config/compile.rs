@@ -355,6 +355,14 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                     "must be an https:// URL (outbound.https_only)".into(),
                 ));
             }
+            if let Some(ReceiverAuth::OAuth2 { token_url, .. }) = &subscriber.auth {
+                if token_url.scheme() != "https" {
+                    errors.push((
+                        format!("subscribers.{}.auth.oauth2.token_url", subscriber.name),
+                        "must be an https:// URL (outbound.https_only)".into(),
+                    ));
+                }
+            }
         }
         if let Some(dead_letter) = &dead_letter {
             if dead_letter.url.scheme() != "https" {
@@ -568,7 +576,8 @@ fn parse_secrets(raw: Option<OneOrMany>, key: &str, errors: &mut Errors) -> Vec<
             } else {
                 format!("{key}[{index}]")
             };
-            Secret::parse(text)
+            Credential::load(text)
+                .and_then(|text| Secret::parse(text.expose()))
                 .map_err(|message| errors.push((key, message)))
                 .ok()
         })

@@ -54,6 +54,17 @@ impl Outbound {
     pub fn check(&self, address: IpAddr) -> Result<(), Refusal> {
         match classify(address) {
             None => Ok(()),
+            // A metadata endpoint hands out cloud credentials: a network that merely contains it
+            // (fd00::/8, 169.254.0.0/16, 100.64.0.0/10) does not allow it; only the address
+            // itself, listed alone, does.
+            Some(Refusal::CloudMetadata)
+                if self.allow_networks.iter().any(|net| {
+                    net.max_prefix_len() == net.prefix_len() && net.addr() == address
+                }) =>
+            {
+                Ok(())
+            }
+            Some(Refusal::CloudMetadata) => Err(Refusal::CloudMetadata),
             Some(_) if self.allow_networks.iter().any(|net| net.contains(&address)) => Ok(()),
             Some(refusal) => Err(refusal),
         }
@@ -97,8 +108,12 @@ pub fn classify(address: IpAddr) -> Option<Refusal> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return classify(IpAddr::V4(v4));
             }
-            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            // NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48), SIIT (::ffff:0:0/96) and
+            // 6to4 (2002::/16) carry an IPv4 address.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || segments[..3] == [0x64, 0xff9b, 1]
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
                 let octets = v6.octets();
                 return classify(IpAddr::V4(
                     [octets[12], octets[13], octets[14], octets[15]].into(),
@@ -117,16 +132,21 @@ pub fn classify(address: IpAddr) -> Option<Refusal> {
             } else if segments[..4] == [0xfd00, 0x0ec2, 0, 0] {
                 // AWS's IPv6 instance metadata (fd00:ec2::254), inside the unique local range.
                 Some(Refusal::CloudMetadata)
-            } else if segments[0] & 0xfe00 == 0xfc00 {
+            } else if segments[0] & 0xfe00 == 0xfc00 || segments[0] & 0xffc0 == 0xfec0 {
+                // Unique local, and the deprecated site-local fec0::/10.
                 Some(Refusal::Private)
             } else if segments[0] & 0xffc0 == 0xfe80 {
                 Some(Refusal::LinkLocal)
             } else if segments[0] & 0xff00 == 0xff00 {
                 Some(Refusal::Multicast)
-            } else if (segments[0] == 0x2001 && segments[1] == 0x0db8)
+            } else if segments[..2] == [0x2001, 0x0db8]
+                || segments[..2] == [0x2001, 0]
+                || segments[..3] == [0x2001, 2, 0]
+                || segments[..4] == [0x100, 0, 0, 0]
                 || segments[..6] == [0, 0, 0, 0, 0, 0]
             {
-                // Documentation (2001:db8::/32) and IPv4-compatible (deprecated) addresses.
+                // Documentation (2001:db8::/32), Teredo (2001::/32, which tunnels to IPv4),
+                // benchmarking (2001:2::/48), discard (100::/64) and IPv4-compatible addresses.
                 Some(Refusal::Reserved)
             } else {
                 None
@@ -150,7 +170,7 @@ pub(super) fn compile(raw: RawOutbound, errors: &mut Errors) -> Outbound {
                 .map_err(|_| {
                     errors.push((
                         format!("outbound.allow_networks[{index}]"),
-                        format!("{text:?} is not a network like 10.0.0.0/8, fd00::/8 or 127.0.0.1"),
+                        format!("{text:?} is not a network like 10.0.0.0/8, fd12:3456::/48 or 127.0.0.1"),
                     ));
                 })
                 .ok()
@@ -205,6 +225,12 @@ mod tests {
             ("::ffff:8.8.8.8", None),
             ("64:ff9b::a00:1", Some(Private)),
             ("2002:7f00:1::", Some(Loopback)),
+            ("64:ff9b:1::a00:1", Some(Private)),
+            ("::ffff:0:a00:1", Some(Private)),
+            ("2001:0:4136:e378::1", Some(Reserved)),
+            ("fec0::1", Some(Private)),
+            ("100::1", Some(Reserved)),
+            ("2001:2::1", Some(Reserved)),
         ] {
             check(address, expected);
         }
@@ -230,5 +256,30 @@ mod tests {
             outbound.check("::1".parse().unwrap()),
             Err(Refusal::Loopback)
         );
+    }
+
+    #[test]
+    fn metadata_needs_its_own_entry() {
+        let wide = Outbound {
+            allow_networks: vec![
+                "169.254.0.0/16".parse().unwrap(),
+                "fd00::/8".parse().unwrap(),
+                "100.64.0.0/10".parse().unwrap(),
+            ],
+            https_only: false,
+        };
+        for address in ["169.254.169.254", "fd00:ec2::254", "100.100.100.200"] {
+            assert_eq!(
+                wide.check(address.parse().unwrap()),
+                Err(Refusal::CloudMetadata),
+                "{address}"
+            );
+        }
+        assert_eq!(wide.check("169.254.1.1".parse().unwrap()), Ok(()));
+        let exact = Outbound {
+            allow_networks: vec!["169.254.169.254/32".parse().unwrap()],
+            https_only: false,
+        };
+        assert_eq!(exact.check("169.254.169.254".parse().unwrap()), Ok(()));
     }
 }

@@ -334,17 +334,17 @@ fn field_from(raw: RawField, is_id: bool, key: &str, errors: &mut Errors) -> Opt
         }
         return Some(Field::Value(value));
     }
+    // What is left is `body_hash` (exactly one key was given).
     match (raw.body_hash, is_id) {
         (Some(true), true) => Some(Field::BodyHash),
-        (Some(_), true) => {
+        (_, true) => {
             errors.push((
                 format!("{key}.body_hash"),
                 "only `true` makes sense here".into(),
             ));
             None
         }
-        (None, _) => unreachable!("exactly one key is given"),
-        (Some(_), false) => {
+        (_, false) => {
             errors.push((format!("{key}.body_hash"), "applies only to the id".into()));
             None
         }

@@ -366,3 +366,156 @@ fn environment_fills_variables() {
     let config = parse(&text, Path::new("routes.yaml"), &env).unwrap();
     assert_eq!(config.subscribers[0].url.as_str(), "http://127.0.0.1:7/erp");
 }
+
+#[test]
+fn secrets_and_keys_come_from_files_and_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let signing = write("signing", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+    let token = write("token", "admin-token-from-a-file\n");
+    let key = write("key", "publisher-key-from-a-file\n");
+    let hook = write("hook", "hook-secret-from-a-file\n");
+    let config = parse_ok(&format!(
+        "admin: {{ token: 'file:{token}' }}
+api_keys:
+  shop: {{ key: 'file:{key}', types: [com.example.] }}
+sources:
+  gh: {{ verify: github, secret: 'file:{hook}', source: /gh }}
+subscribers:
+  erp: {{ url: 'http://127.0.0.1:9001/', secret: 'file:{signing}' }}
+routes:
+  - {{ name: all, to: [erp] }}
+"
+    ));
+    assert_eq!(
+        config.admin.token.as_deref(),
+        Some("admin-token-from-a-file")
+    );
+    assert_eq!(config.subscribers[0].secrets.len(), 1);
+    assert!(config.api_keys[0]
+        .digest
+        .matches(&TokenDigest::of("publisher-key-from-a-file")));
+    assert_eq!(
+        config.sources[0].secrets[0].key(),
+        b"hook-secret-from-a-file"
+    );
+    let printed = format!("{}\n{config:?}", summary::summary(&config));
+    for secret in [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "publisher-key-from-a-file",
+        "hook-secret-from-a-file",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    assert!(printed.contains("POST /hooks/gh") && printed.contains("API key required"));
+}
+
+#[test]
+fn source_and_key_errors_name_line_and_key() {
+    let base =
+        "subscribers:\n  a: { url: 'http://x.example/' }\nroutes:\n  - { name: r, to: [a] }\n";
+    check_error(
+        &format!("{base}sources:\n  s: {{ verify: gitlab, secret: x, source: /s }}\n"),
+        6,
+        "sources.s.verify",
+        "unknown scheme",
+    );
+    check_error(
+        &format!("{base}sources:\n  s: {{ verify: hmac, secret: x, source: /s }}\n"),
+        6,
+        "sources.s.hmac",
+        "is required",
+    );
+    check_error(
+        &format!("{base}sources:\n  s:\n    verify: standard_webhooks\n    secret: not-whsec\n    source: /s\n"),
+        8,
+        "sources.s.secret",
+        "whsec_",
+    );
+    check_error(
+        &format!("{base}sources:\n  s:\n    verify: github\n    secret: x\n    source: /s\n    type: {{ header: A, pointer: /b }}\n"),
+        10,
+        "sources.s.type",
+        "exactly one",
+    );
+    check_error(
+        &format!("{base}api_keys:\n  k: {{ key: short }}\n"),
+        6,
+        "api_keys.k.key",
+        "at least 16",
+    );
+    check_error(
+        &format!("{base}server:\n  max_headers: 500\n"),
+        6,
+        "server.max_headers",
+        "1 to 96",
+    );
+}
+
+#[test]
+fn every_schema_is_compiled_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("com.example.good.json"),
+        r#"{"type":"object"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("com.example.bad.json"), r#"{"type": 5}"#).unwrap();
+    std::fs::write(dir.path().join("README.md"), "not a schema").unwrap();
+    let text = format!(
+        "schemas:\n  dir: '{}'\nsubscribers:\n  a: {{ url: 'http://x.example/' }}\nroutes:\n  - {{ name: r, to: [a] }}\n",
+        dir.path().display()
+    );
+    check_error(
+        &text,
+        2,
+        "schemas.dir",
+        "com.example.bad.json is not a valid JSON Schema",
+    );
+    std::fs::remove_file(dir.path().join("com.example.bad.json")).unwrap();
+    let config = parse_ok(&text);
+    let types: Vec<&str> = config.schemas.files().map(|(ty, _)| ty).collect();
+    assert_eq!(types, ["com.example.good"]);
+    check_error(
+        &text.replace(&dir.path().display().to_string(), "/no/such/folder"),
+        2,
+        "schemas.dir",
+        "cannot read the folder",
+    );
+}
+
+#[test]
+fn the_example_sources_parse_once_uncommented() {
+    let text = include_str!("../../routes.yaml");
+    let mut inside = false;
+    let uncommented: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("# sources:") {
+                inside = true;
+            } else if !line.starts_with("# ") {
+                inside = false;
+            }
+            match line.strip_prefix("# ") {
+                Some(rest) if inside => rest.to_owned(),
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    let env = |name: &str| {
+        name.ends_with("_WEBHOOK_SECRET")
+            .then(|| "an-example-secret".to_owned())
+    };
+    let config = parse(&uncommented.join("\n"), Path::new("routes.yaml"), &env)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    let names: Vec<&str> = config
+        .sources
+        .iter()
+        .map(|source| source.name.as_str())
+        .collect();
+    assert_eq!(names, ["github", "shopify", "stripe"]);
+}

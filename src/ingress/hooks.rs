@@ -34,9 +34,7 @@ pub async fn receive(
     }
     match result {
         Ok(receipt) => {
-            Metrics::add(&state.metrics.events_accepted, receipt.accepted as u64);
-            Metrics::add(&state.metrics.events_duplicate, receipt.duplicates as u64);
-            Metrics::add(&state.metrics.events_unrouted, receipt.unrouted as u64);
+            receipt.count(&state.metrics);
             HttpResponse::Accepted().json(receipt)
         }
         Err(problem) => {
@@ -125,7 +123,7 @@ pub fn to_event(
         None
     };
     let mut errors = Vec::new();
-    let mut read = |attribute: &str, field: &Field| -> Option<String> {
+    let mut read = |attribute: &str, field: &Field, required: bool| -> Option<String> {
         let value = match field {
             Field::Header(name) => header(name),
             Field::Pointer(pointer) => document
@@ -145,7 +143,7 @@ pub fn to_event(
             ),
         };
         let value = value.filter(|value| !value.is_empty());
-        if value.is_none() {
+        if value.is_none() && required {
             errors.push(FieldError {
                 attribute: attribute.to_owned(),
                 index: None,
@@ -161,15 +159,15 @@ pub fn to_event(
         }
         value
     };
-    let ty = read("type", &source.ty).map(|ty| match source.ty {
+    let ty = read("type", &source.ty, true).map(|ty| match source.ty {
         Field::Value(_) => ty,
         _ => format!("{}{ty}", source.type_prefix),
     });
-    let id = read("id", &source.id);
+    let id = read("id", &source.id, true);
     let subject = source
         .subject
         .as_ref()
-        .and_then(|field| read("subject", field));
+        .and_then(|field| read("subject", field, false));
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -177,6 +177,29 @@ async fn shopify_order_with_a_rotated_secret() {
     );
     assert_eq!(got.header("ce-subject"), Some("820982911946154508"));
     assert_eq!(got.body, SHOPIFY_ORDER.as_bytes());
+
+    // A GDPR topic has no /id: the subject is optional, so it is simply left out.
+    let redact = r#"{"shop_id":954889,"shop_domain":"shop-eu.myshopify.com"}"#;
+    let signature = base64::engine::general_purpose::STANDARD
+        .encode(hmac256(SHOPIFY_SECRET, &[redact.as_bytes()]));
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-shopify-topic", "shop/redact".into()),
+        ("x-shopify-hmac-sha256", signature),
+        (
+            "x-shopify-webhook-id",
+            "0b6bd8a5-2f7e-4f0c-9d0e-7d1f1c3a2b10".into(),
+        ),
+    ];
+    assert_eq!(
+        post_hook(&router, "shopify", &headers, redact)
+            .await
+            .status(),
+        202
+    );
+    let got = &receiver.wait_for(2).await[1];
+    assert_eq!(got.header("ce-type"), Some("com.shopify.shop/redact"));
+    assert_eq!(got.header("ce-subject"), None);
 }
 
 #[tokio::test]

@@ -65,15 +65,15 @@ pub fn verify(
             let value = header("stripe-signature").ok_or(Rejection::Missing)?;
             let mut timestamp = None;
             let mut signatures = Vec::new();
+            // Parts that cannot be read are skipped, as Stripe's own libraries do; only v1 is an
+            // HMAC-SHA256 scheme (v0 and others are ignored).
             for part in value.split(',') {
-                let (key, item) = part.trim().split_once('=').ok_or(Rejection::Malformed)?;
+                let Some((key, item)) = part.trim().split_once('=') else {
+                    continue;
+                };
                 match key {
-                    "t" => timestamp = Some(item.parse::<i64>().map_err(|_| Rejection::Malformed)?),
-                    // Only v1 is an HMAC-SHA256 scheme; v0 and others are ignored, as Stripe's
-                    // own libraries do.
-                    "v1" => {
-                        signatures.push(decode(item, Encoding::Hex).ok_or(Rejection::Malformed)?)
-                    }
+                    "t" => timestamp = item.parse::<i64>().ok().or(timestamp),
+                    "v1" => signatures.extend(decode(item, Encoding::Hex)),
                     _ => {}
                 }
             }
@@ -132,6 +132,10 @@ fn fresh(timestamp: i64, now: i64, tolerance: u64) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Signatures read from one request at most: a header stuffed with candidates must not buy
+/// more than a few comparisons (the MAC itself is computed once per secret).
+pub const MAX_SIGNATURES: usize = 8;
+
 /// Whether any secret's MAC over the concatenated `parts` equals any of `signatures`.
 fn check_any(
     algorithm: Algorithm,
@@ -139,15 +143,18 @@ fn check_any(
     parts: &[&[u8]],
     signatures: &[Vec<u8>],
 ) -> Result<(), Rejection> {
+    if signatures.len() > MAX_SIGNATURES {
+        return Err(Rejection::Malformed);
+    }
     // Every pair is compared, even after a match, so the time taken says nothing about which.
     let mut matched = false;
     for secret in secrets {
+        let expected = match algorithm {
+            Algorithm::Sha256 => mac::<Hmac<Sha256>>(secret, parts),
+            Algorithm::Sha512 => mac::<Hmac<Sha512>>(secret, parts),
+        };
         for signature in signatures {
-            matched |= match algorithm {
-                Algorithm::Sha256 => mac::<Hmac<Sha256>>(secret, parts).verify_slice(signature),
-                Algorithm::Sha512 => mac::<Hmac<Sha512>>(secret, parts).verify_slice(signature),
-            }
-            .is_ok();
+            matched |= constant_time_eq(&expected, signature);
         }
     }
     if matched {
@@ -157,13 +164,24 @@ fn check_any(
     }
 }
 
-fn mac<M: Mac + hmac::digest::KeyInit>(secret: &Secret, parts: &[&[u8]]) -> M {
+fn mac<M: Mac + hmac::digest::KeyInit>(secret: &Secret, parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(secret.key())
         .expect("HMAC takes keys of any length");
     for part in parts {
         mac.update(part);
     }
-    mac
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Equal in length and content, in time that depends only on the lengths (which are public:
+/// a MAC's length is fixed by its algorithm).
+fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 fn decode(text: &str, encoding: Encoding) -> Option<Vec<u8>> {

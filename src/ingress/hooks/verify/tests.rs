@@ -197,6 +197,26 @@ fn stripe_timestamped() {
         now,
         Err(Rejection::Malformed),
     );
+    // Unreadable parts are skipped, as Stripe's libraries do.
+    let sloppy = format!("t=1686089971,,junk,v1=nothex,v1={STRIPE_SIGNATURE},");
+    check(
+        &stripe,
+        &secret,
+        &[("Stripe-Signature", &sloppy)],
+        STRIPE_BODY,
+        now,
+        Ok(()),
+    );
+    // A header stuffed with candidates is refused before any of them is compared.
+    let stuffed = format!("t=1686089971,{}v1={STRIPE_SIGNATURE}", "v1=00,".repeat(8));
+    check(
+        &stripe,
+        &secret,
+        &[("Stripe-Signature", &stuffed)],
+        STRIPE_BODY,
+        now,
+        Err(Rejection::Malformed),
+    );
     check(
         &stripe,
         &secret,
