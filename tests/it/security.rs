@@ -437,3 +437,75 @@ async fn ingest_and_admin_over_https() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_free_their_connection() {
+    use std::io::{Read, Write};
+    let receiver = TestReceiver::start().await;
+    let extra = "server: { request_timeout: 1s, max_connections: 1 }\n";
+    let router = TestRouter::start(&sink(&receiver.url, extra)).await;
+    let address = router.url.trim_start_matches("http://").to_owned();
+    // A client that sends half a request head and then nothing (slowloris).
+    let slow = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .write_all(b"POST /events HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    });
+    let (waited, answer) = slow.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "cut off after {waited:?}"
+    );
+    // The slot is free again: normal requests are served.
+    assert_eq!(router.publish(shop_event("slow-1")).await.status(), 202);
+}
+
+#[tokio::test]
+async fn sources_and_keys_reload_with_the_file() {
+    let receiver = TestReceiver::start().await;
+    let before = sink(
+        &receiver.url,
+        "sources:\n  old: { verify: github, secret: s3cret, source: /old }\n",
+    );
+    let router = TestRouter::start(&before).await;
+    router.write_routes(&sink(
+        &receiver.url,
+        &format!(
+            "sources:\n  new: {{ verify: github, secret: s3cret, source: /new }}\napi_keys:\n  shop: {{ key: {KEY_SHOP} }}\n"
+        ),
+    ));
+    let (status, answer) = router.admin_post("/api/v1/reload", "", json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let diff = &answer["diff"];
+    assert_eq!(diff["sources_added"], json!(["new"]), "{answer}");
+    assert_eq!(diff["sources_removed"], json!(["old"]));
+    assert_eq!(diff["api_keys_added"], json!(["shop"]));
+    // In force at once: the old hook is gone, and publishing needs the key.
+    let old = router
+        .client
+        .post(format!("{}/hooks/old", router.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 404);
+    assert_eq!(router.publish(shop_event("r-1")).await.status(), 401);
+    assert_eq!(
+        publish_with(&router, Some(KEY_SHOP), json!([shop_event("r-2")]))
+            .await
+            .status(),
+        202
+    );
+}
