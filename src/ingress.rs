@@ -52,7 +52,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 /// The `202` body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Receipt {
     /// Events newly stored.
     pub accepted: usize,
@@ -143,12 +143,7 @@ async fn accept(
 /// `/hooks/{name}`.
 async fn store_events(events: Vec<Event>, state: &IngressState) -> Result<Receipt, Problem> {
     if events.is_empty() {
-        return Ok(Receipt {
-            accepted: 0,
-            duplicates: 0,
-            unrouted: 0,
-            deliveries: 0,
-        });
+        return Ok(Receipt::default());
     }
     let routing = state.routing.load();
     let new_events: Vec<NewEvent> = events
@@ -169,12 +164,7 @@ async fn store_events(events: Vec<Event>, state: &IngressState) -> Result<Receip
             },
             error => Problem::unavailable(format!("the event could not be stored: {error}")),
         })?;
-    let mut receipt = Receipt {
-        accepted: 0,
-        duplicates: 0,
-        unrouted: 0,
-        deliveries: 0,
-    };
+    let mut receipt = Receipt::default();
     for outcome in outcomes {
         match outcome {
             Accepted::Stored { subscribers, .. } => {

@@ -288,11 +288,8 @@ fn api_keys(config: &Config) -> BTreeMap<&str, String> {
 fn schemas(config: &Config) -> BTreeMap<&str, String> {
     config
         .schemas
-        .files()
-        .map(|(ty, file)| {
-            let content = std::fs::read(file).unwrap_or_default();
-            (ty, format!("{} {content:?}", file.display()))
-        })
+        .iter()
+        .map(|(ty, schema)| (ty, format!("{} {:?}", schema.file.display(), schema.digest)))
         .collect()
 }
 

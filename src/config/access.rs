@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::compile::{check_name, Errors};
 use super::raw::RawApiKey;
 use super::secret::Credential;
 
@@ -72,25 +73,14 @@ impl TokenDigest {
 
     /// Compares in constant time.
     pub fn matches(&self, other: &TokenDigest) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+        super::secret::constant_time_eq(&self.0, &other.0)
     }
 }
-
-type Errors = Vec<(String, String)>;
 
 /// Compiles `api_keys.<name>`.
 pub(super) fn compile(name: String, raw: RawApiKey, errors: &mut Errors) -> Option<ApiKey> {
     let key = format!("api_keys.{name}");
-    if !super::compile::is_name(&name) {
-        errors.push((
-            key.clone(),
-            format!("{name:?} is not a valid name (letters, digits, '-', '_' and '.')"),
-        ));
-    }
+    check_name(&name, &key, errors);
     let credential = Credential::load(&raw.key)
         .map_err(|message| errors.push((format!("{key}.key"), message)))
         .ok()?;

@@ -63,7 +63,8 @@ const RESERVED_HEADERS: [&str; 7] = [
     "transfer-encoding",
 ];
 
-type Errors = Vec<(String, String)>;
+/// (key path, message) pairs, located in the file by the caller.
+pub(super) type Errors = Vec<(String, String)>;
 
 pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
     let mut errors = Errors::new();
@@ -156,12 +157,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
     let mut subscribers = Vec::with_capacity(raw.subscribers.len());
     for (name, subscriber) in raw.subscribers {
         let key = format!("subscribers.{name}");
-        if !is_name(&name) {
-            errors.push((
-                key.clone(),
-                format!("{name:?} is not a valid name (letters, digits, '-', '_' and '.')"),
-            ));
-        }
+        check_name(&name, &key, &mut errors);
         let url = parse_url(&subscriber.url, &format!("{key}.url"), &mut errors);
         let secrets = parse_secrets(subscriber.secret, &format!("{key}.secret"), &mut errors);
         let headers = check_headers(subscriber.headers, &format!("{key}.headers"), &mut errors);
@@ -348,28 +344,32 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
     let schemas = super::schemas::compile(raw.schemas, path, &mut errors);
     let outbound = super::outbound::compile(raw.outbound, &mut errors);
     if outbound.https_only {
-        for subscriber in &subscribers {
-            if subscriber.url.scheme() != "https" {
-                errors.push((
+        let oauth_urls = subscribers
+            .iter()
+            .filter_map(|subscriber| match &subscriber.auth {
+                Some(ReceiverAuth::OAuth2 { token_url, .. }) => Some((
+                    format!("subscribers.{}.auth.oauth2.token_url", subscriber.name),
+                    token_url,
+                )),
+                _ => None,
+            });
+        let urls = subscribers
+            .iter()
+            .map(|subscriber| {
+                (
                     format!("subscribers.{}.url", subscriber.name),
-                    "must be an https:// URL (outbound.https_only)".into(),
-                ));
-            }
-            if let Some(ReceiverAuth::OAuth2 { token_url, .. }) = &subscriber.auth {
-                if token_url.scheme() != "https" {
-                    errors.push((
-                        format!("subscribers.{}.auth.oauth2.token_url", subscriber.name),
-                        "must be an https:// URL (outbound.https_only)".into(),
-                    ));
-                }
-            }
-        }
-        if let Some(dead_letter) = &dead_letter {
-            if dead_letter.url.scheme() != "https" {
-                errors.push((
-                    "dead_letter.url".into(),
-                    "must be an https:// URL (outbound.https_only)".into(),
-                ));
+                    &subscriber.url,
+                )
+            })
+            .chain(oauth_urls)
+            .chain(
+                dead_letter
+                    .iter()
+                    .map(|dead_letter| ("dead_letter.url".to_owned(), &dead_letter.url)),
+            );
+        for (key, url) in urls {
+            if url.scheme() != "https" {
+                errors.push((key, "must be an https:// URL (outbound.https_only)".into()));
             }
         }
     }
@@ -538,7 +538,37 @@ fn positive_duration(duration: Duration, key: &str, errors: &mut Errors) {
     }
 }
 
-pub(super) fn is_name(name: &str) -> bool {
+/// Refuses a subscriber, source or key name that is not [`is_name`].
+pub(super) fn check_name(name: &str, key: &str, errors: &mut Errors) {
+    if !is_name(name) {
+        errors.push((
+            key.to_owned(),
+            format!("{name:?} is not a valid name (letters, digits, '-', '_' and '.')"),
+        ));
+    }
+}
+
+/// Whether `name` is a legal HTTP header name (token characters only).
+pub(super) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
+/// Reads a file the routes file names; a failure is an error at `key`.
+pub(super) fn read_file(path: &Path, key: &str, errors: &mut Errors) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|error| {
+            errors.push((
+                key.to_owned(),
+                format!("cannot read {}: {error}", path.display()),
+            ));
+        })
+        .ok()
+}
+
+fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -566,6 +596,17 @@ fn parse_url(text: &str, key: &str, errors: &mut Errors) -> Option<url::Url> {
 }
 
 fn parse_secrets(raw: Option<OneOrMany>, key: &str, errors: &mut Errors) -> Vec<Secret> {
+    load_secrets(raw, key, errors, Secret::parse)
+}
+
+/// Loads one secret or a list (each `file:` or the value itself) and decodes each with
+/// `decode`; errors name `key`, with the index when there is a list.
+pub(super) fn load_secrets(
+    raw: Option<OneOrMany>,
+    key: &str,
+    errors: &mut Errors,
+    decode: impl Fn(&str) -> Result<Secret, String>,
+) -> Vec<Secret> {
     let list = raw.map(OneOrMany::into_vec).unwrap_or_default();
     let single = list.len() == 1;
     list.iter()
@@ -577,7 +618,7 @@ fn parse_secrets(raw: Option<OneOrMany>, key: &str, errors: &mut Errors) -> Vec<
                 format!("{key}[{index}]")
             };
             Credential::load(text)
-                .and_then(|text| Secret::parse(text.expose()))
+                .and_then(|text| decode(text.expose()))
                 .map_err(|message| errors.push((key, message)))
                 .ok()
         })
@@ -781,11 +822,7 @@ fn check_headers(
     let mut out = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
-        let token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
-        if !token {
+        if !is_header_name(&name) {
             errors.push((
                 format!("{key}.{name}"),
                 format!("{name:?} is not a valid header name"),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::compile::Errors;
 use super::raw::{RawListenerTls, RawServer};
 
 /// Request limits, all with safe defaults.
@@ -60,8 +61,6 @@ impl fmt::Debug for ListenerTls {
             .finish()
     }
 }
-
-type Errors = Vec<(String, String)>;
 
 pub(super) fn limits(raw: &RawServer, errors: &mut Errors) -> Limits {
     let max_headers = raw.max_headers.unwrap_or(defaults::MAX_HEADERS);
@@ -134,14 +133,7 @@ fn read<T>(
     errors: &mut Errors,
     parse: impl FnOnce(&[u8]) -> Result<T, String>,
 ) -> Option<T> {
-    let bytes = std::fs::read(path)
-        .map_err(|error| {
-            errors.push((
-                key.to_owned(),
-                format!("cannot read {}: {error}", path.display()),
-            ));
-        })
-        .ok()?;
+    let bytes = super::compile::read_file(path, key, errors)?;
     parse(&bytes)
         .map_err(|error| {
             errors.push((

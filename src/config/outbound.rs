@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::compile::Errors;
 use super::raw::RawOutbound;
 
 /// Validated outbound rules.
@@ -154,8 +155,6 @@ pub fn classify(address: IpAddr) -> Option<Refusal> {
         }
     }
 }
-
-type Errors = Vec<(String, String)>;
 
 pub(super) fn compile(raw: RawOutbound, errors: &mut Errors) -> Outbound {
     let allow_networks = raw

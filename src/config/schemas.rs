@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
+use super::compile::Errors;
 use super::raw::RawSchemas;
 
 /// The folder read when `schemas.dir` is not given (a missing default folder means no schemas).
@@ -22,6 +25,9 @@ pub struct Schemas {
 #[derive(Debug)]
 pub struct Schema {
     pub file: PathBuf,
+    /// SHA-256 of the file as it was read, so that a reload can tell a changed schema without
+    /// reading the file again.
+    pub digest: [u8; 32],
     pub validator: jsonschema::Validator,
 }
 
@@ -45,11 +51,16 @@ impl Schemas {
         self.by_type.is_empty()
     }
 
-    /// (type, file) of every schema, for `fanout check` and reload diffs.
+    /// (type, file) of every schema, for `fanout check`.
     pub fn files(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.iter().map(|(ty, schema)| (ty, schema.file.as_path()))
+    }
+
+    /// Every schema by type.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Schema)> {
         self.by_type
             .iter()
-            .map(|(ty, schema)| (ty.as_str(), schema.file.as_path()))
+            .map(|(ty, schema)| (ty.as_str(), schema.as_ref()))
     }
 }
 
@@ -66,8 +77,6 @@ impl Schema {
             .collect()
     }
 }
-
-type Errors = Vec<(String, String)>;
 
 /// Reads and compiles the schemas; `routes_file` anchors relative paths.
 pub(super) fn compile(raw: RawSchemas, routes_file: &Path, errors: &mut Errors) -> Schemas {
@@ -117,14 +126,7 @@ pub(super) fn compile(raw: RawSchemas, routes_file: &Path, errors: &mut Errors) 
 }
 
 fn load(file: &Path, key: &str, errors: &mut Errors) -> Option<Schema> {
-    let text = std::fs::read(file)
-        .map_err(|error| {
-            errors.push((
-                key.to_owned(),
-                format!("cannot read {}: {error}", file.display()),
-            ));
-        })
-        .ok()?;
+    let text = super::compile::read_file(file, key, errors)?;
     let document: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|error| {
             errors.push((
@@ -145,6 +147,7 @@ fn load(file: &Path, key: &str, errors: &mut Errors) -> Option<Schema> {
         .ok()?;
     Some(Schema {
         file: file.to_owned(),
+        digest: Sha256::digest(&text).into(),
         validator,
     })
 }

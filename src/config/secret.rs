@@ -8,6 +8,17 @@ use base64::Engine;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
 
+/// Whether two byte strings are equal, in time that depends only on their lengths (public: a
+/// digest's or a MAC's length is fixed by its algorithm), never on where they differ.
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 /// The prefix every Standard Webhooks secret carries.
 pub const SECRET_PREFIX: &str = "whsec_";
 

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use super::compile::{check_name, is_header_name, load_secrets, Errors};
 use super::raw::{RawField, RawHmac, RawSource};
-use super::secret::{Credential, Secret};
+use super::secret::Secret;
 
 /// Signed timestamps older (or newer) than this are refused, unless a source says otherwise.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -74,7 +75,8 @@ pub enum Field {
 
 /// What a preset fills in.
 struct Preset {
-    verification: Verification,
+    /// `None`: the source's own `hmac` settings say (`verify: hmac`).
+    verification: Option<Verification>,
     ty: Option<Field>,
     type_prefix: &'static str,
     id: Field,
@@ -86,51 +88,45 @@ fn preset(name: &str, tolerance: Duration) -> Option<Preset> {
     let header = |name: &str| Field::Header(name.to_owned());
     Some(match name {
         "github" => Preset {
-            verification: Verification::Hmac {
+            verification: Some(Verification::Hmac {
                 algorithm: Algorithm::Sha256,
                 header: "x-hub-signature-256".into(),
                 encoding: Encoding::Hex,
                 prefix: "sha256=".into(),
-            },
+            }),
             ty: Some(header("x-github-event")),
             type_prefix: "com.github.",
             id: header("x-github-delivery"),
             whsec: false,
         },
         "shopify" => Preset {
-            verification: Verification::Hmac {
+            verification: Some(Verification::Hmac {
                 algorithm: Algorithm::Sha256,
                 header: "x-shopify-hmac-sha256".into(),
                 encoding: Encoding::Base64,
                 prefix: String::new(),
-            },
+            }),
             ty: Some(header("x-shopify-topic")),
             type_prefix: "com.shopify.",
             id: header("x-shopify-webhook-id"),
             whsec: false,
         },
         "stripe" => Preset {
-            verification: Verification::Stripe { tolerance },
+            verification: Some(Verification::Stripe { tolerance }),
             ty: Some(Field::Pointer("/type".into())),
             type_prefix: "com.stripe.",
             id: Field::Pointer("/id".into()),
             whsec: false,
         },
         "standard_webhooks" => Preset {
-            verification: Verification::StandardWebhooks { tolerance },
+            verification: Some(Verification::StandardWebhooks { tolerance }),
             ty: Some(Field::Pointer("/type".into())),
             type_prefix: "",
             id: header("webhook-id"),
             whsec: true,
         },
         "hmac" => Preset {
-            // Replaced by the source's `hmac` settings.
-            verification: Verification::Hmac {
-                algorithm: Algorithm::Sha256,
-                header: String::new(),
-                encoding: Encoding::Hex,
-                prefix: String::new(),
-            },
+            verification: None,
             ty: None,
             type_prefix: "",
             id: Field::BodyHash,
@@ -140,18 +136,11 @@ fn preset(name: &str, tolerance: Duration) -> Option<Preset> {
     })
 }
 
-type Errors = Vec<(String, String)>;
-
 /// Compiles one `sources.<name>` entry.
 pub(super) fn compile(name: String, raw: RawSource, errors: &mut Errors) -> Option<SourceConfig> {
     let key = format!("sources.{name}");
     let before = errors.len();
-    if !super::compile::is_name(&name) {
-        errors.push((
-            key.clone(),
-            format!("{name:?} is not a valid name (letters, digits, '-', '_' and '.')"),
-        ));
-    }
+    check_name(&name, &key, errors);
     let tolerance = raw.tolerance.unwrap_or(DEFAULT_TOLERANCE);
     let Some(preset) = preset(&raw.verify, tolerance) else {
         errors.push((
@@ -163,25 +152,23 @@ pub(super) fn compile(name: String, raw: RawSource, errors: &mut Errors) -> Opti
         ));
         return None;
     };
-    let verification = match (&preset.verification, raw.hmac) {
-        (Verification::Hmac { header, .. }, Some(hmac)) if header.is_empty() => {
-            hmac_settings(hmac, &format!("{key}.hmac"), errors)?
-        }
-        (Verification::Hmac { header, .. }, None) if header.is_empty() => {
+    let verification = match (preset.verification.clone(), raw.hmac) {
+        (None, Some(hmac)) => hmac_settings(hmac, &format!("{key}.hmac"), errors)?,
+        (None, None) => {
             errors.push((
                 format!("{key}.hmac"),
                 "is required with verify: hmac ({ header, algorithm, encoding, prefix })".into(),
             ));
             return None;
         }
-        (_, Some(_)) => {
+        (Some(_), Some(_)) => {
             errors.push((
                 format!("{key}.hmac"),
                 format!("applies only to verify: hmac, not {}", raw.verify),
             ));
             return None;
         }
-        (verification, None) => verification.clone(),
+        (Some(verification), None) => verification,
     };
     if raw.tolerance.is_some() && matches!(verification, Verification::Hmac { .. }) {
         errors.push((
@@ -189,29 +176,13 @@ pub(super) fn compile(name: String, raw: RawSource, errors: &mut Errors) -> Opti
             "applies only to schemes with a signed timestamp (stripe, standard_webhooks)".into(),
         ));
     }
-    let list = raw.secret.into_vec();
-    let single = list.len() == 1;
-    let secrets: Vec<Secret> = list
-        .into_iter()
-        .enumerate()
-        .filter_map(|(index, text)| {
-            let at = if single {
-                format!("{key}.secret")
-            } else {
-                format!("{key}.secret[{index}]")
-            };
-            let loaded = Credential::load(&text)
-                .map_err(|message| errors.push((at.clone(), message)))
-                .ok()?;
-            if preset.whsec {
-                Secret::parse(loaded.expose())
-                    .map_err(|message| errors.push((at, message)))
-                    .ok()
-            } else {
-                Some(Secret::from_bytes(loaded.expose().as_bytes().to_vec()))
-            }
-        })
-        .collect();
+    let secrets = load_secrets(Some(raw.secret), &format!("{key}.secret"), errors, |text| {
+        if preset.whsec {
+            Secret::parse(text)
+        } else {
+            Ok(Secret::from_bytes(text.as_bytes().to_vec()))
+        }
+    });
     if secrets.is_empty() && errors.len() == before {
         errors.push((
             format!("{key}.secret"),
@@ -349,12 +320,4 @@ fn field_from(raw: RawField, is_id: bool, key: &str, errors: &mut Errors) -> Opt
             None
         }
     }
-}
-
-/// Whether `name` is a legal HTTP header name (token characters only).
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
 }

@@ -133,13 +133,7 @@ impl Sender {
             Some(url::Host::Ipv6(address)) => IpAddr::V6(address),
             _ => return Ok(()),
         };
-        self.outbound.check(address).map_err(|kind| {
-            SendError::Refused(Refused::Address {
-                host: address.to_string(),
-                address,
-                kind,
-            })
-        })
+        guard(&self.outbound, &address.to_string(), address).map_err(SendError::Refused)
     }
 
     /// POSTs `body` to `url` and waits at most `timeout` for the answer and its first bytes.
@@ -375,25 +369,31 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|address| match outbound.check(address.ip()) {
+                .filter(|address| match guard(&outbound, &host, address.ip()) {
                     Ok(()) => true,
-                    Err(kind) => {
-                        refused.get_or_insert((address.ip(), kind));
+                    Err(refusal) => {
+                        refused.get_or_insert(refusal);
                         false
                     }
                 })
                 .collect();
             match (allowed.is_empty(), refused) {
-                (true, Some((address, kind))) => Err(Box::new(Refused::Address {
-                    host,
-                    address,
-                    kind,
-                })
-                    as Box<dyn std::error::Error + Send + Sync>),
+                (true, Some(refusal)) => {
+                    Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>)
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
             }
         })
     }
+}
+
+/// The outbound policy's verdict on connecting to `address` for `host`.
+fn guard(outbound: &Outbound, host: &str, address: IpAddr) -> Result<(), Refused> {
+    outbound.check(address).map_err(|kind| Refused::Address {
+        host: host.to_owned(),
+        address,
+        kind,
+    })
 }
 
 /// The URL without its query (which may hold an `access_token`).

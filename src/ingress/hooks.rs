@@ -29,7 +29,7 @@ pub async fn receive(
         Err((label, problem)) => (label, Err(problem)),
     };
     // Only configured names are counted, so a scan of /hooks/* cannot grow the metrics.
-    if state.admission.load().sources.contains_key(&name) {
+    if label != UNKNOWN {
         state.metrics.count_hook(&name, label);
     }
     match result {
@@ -50,6 +50,9 @@ pub async fn receive(
 
 type Refusal = (&'static str, Problem);
 
+/// The outcome of a request to a source name that is not configured (never counted).
+const UNKNOWN: &str = "unknown";
+
 async fn handle(
     request: &HttpRequest,
     name: &str,
@@ -61,7 +64,7 @@ async fn handle(
     let admission = state.admission.load();
     let Some(source) = admission.sources.get(name).cloned() else {
         return Err((
-            "unknown",
+            UNKNOWN,
             Problem::simple(
                 "urn:fanout:problem:not-found",
                 "Not found",

@@ -16,6 +16,7 @@ use crate::support::{wait_until, TestReceiver, TestRouter, DEADLINE};
 
 const KEY: &str = "hostile-test-key-0123456789";
 const HOOK_SECRET: &str = "hostile-hook-secret";
+const STRUCTURED: &str = "application/cloudevents+json";
 
 /// One hostile request and the status it must get.
 struct Case {
@@ -55,10 +56,7 @@ fn structured(what: String, body: Vec<u8>, status: u16) -> Case {
         what,
         path: "/events",
         headers: vec![
-            (
-                "content-type".into(),
-                b"application/cloudevents+json".to_vec(),
-            ),
+            ("content-type".into(), STRUCTURED.as_bytes().to_vec()),
             ("authorization".into(), format!("Bearer {KEY}").into_bytes()),
         ],
         body,
@@ -448,14 +446,12 @@ async fn hostile_requests_are_refused_and_valid_traffic_flows() {
         // Valid traffic keeps flowing in between.
         if index % 10 == 0 {
             let response = router
-                .client
-                .post(format!("{}/events", router.url))
-                .bearer_auth(KEY)
-                .header("content-type", "application/cloudevents+json")
-                .body(valid_event(&format!("valid-{valid}")).to_string())
-                .send()
-                .await
-                .unwrap();
+                .post_with_key(
+                    Some(KEY),
+                    STRUCTURED,
+                    valid_event(&format!("valid-{valid}")).to_string(),
+                )
+                .await;
             assert_eq!(response.status(), 202, "valid event after {}", case.what);
             valid += 1;
         }
@@ -480,15 +476,10 @@ async fn hostile_requests_are_refused_and_valid_traffic_flows() {
 
     // Valid events whose only subscribers are SSRF targets: accepted, never delivered.
     for index in 0..5 {
+        let event = json!({ "specversion": "1.0", "id": format!("ssrf-{index}"), "source": "/x", "type": "com.example.ssrf" });
         let response = router
-            .client
-            .post(format!("{}/events", router.url))
-            .bearer_auth(KEY)
-            .header("content-type", "application/cloudevents+json")
-            .body(json!({ "specversion": "1.0", "id": format!("ssrf-{index}"), "source": "/x", "type": "com.example.ssrf" }).to_string())
-            .send()
-            .await
-            .unwrap();
+            .post_with_key(Some(KEY), STRUCTURED, event.to_string())
+            .await;
         assert_eq!(response.status(), 202);
     }
     for name in ["internal", "metadata", "ipv6-local", "mapped"] {

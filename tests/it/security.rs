@@ -25,15 +25,9 @@ async fn publish_with(
     key: Option<&str>,
     body: serde_json::Value,
 ) -> reqwest::Response {
-    let mut request = router
-        .client
-        .post(format!("{}/events", router.url))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(body.to_string());
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    request.send().await.unwrap()
+    router
+        .post_with_key(key, "application/cloudevents-batch+json", body.to_string())
+        .await
 }
 
 fn shop_event(id: &str) -> serde_json::Value {

@@ -196,13 +196,28 @@ impl TestRouter {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
-        self.client
+        self.post_with_key(None, content_type, body).await
+    }
+
+    /// POSTs a body with a content type to /events, with a publisher key when given.
+    pub async fn post_with_key(
+        &self,
+        key: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let request = self
+            .client
             .post(format!("{}/events", self.url))
             .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+            .body(body);
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
     }
 
     /// POSTs events in batched mode, accepted together.

@@ -7,6 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 
+use crate::config::secret::constant_time_eq;
 use crate::config::sources::{Algorithm, Encoding, Verification};
 use crate::config::Secret;
 
@@ -171,17 +172,6 @@ fn mac<M: Mac + hmac::digest::KeyInit>(secret: &Secret, parts: &[&[u8]]) -> Vec<
         mac.update(part);
     }
     mac.finalize().into_bytes().to_vec()
-}
-
-/// Equal in length and content, in time that depends only on the lengths (which are public:
-/// a MAC's length is fixed by its algorithm).
-fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
-    expected.len() == given.len()
-        && expected
-            .iter()
-            .zip(given)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
 }
 
 fn decode(text: &str, encoding: Encoding) -> Option<Vec<u8>> {
