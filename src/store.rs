@@ -366,6 +366,33 @@ impl Store {
                 .contains_key(keys::delivery(keys::DEAD, subscriber, seq))?)
     }
 
+    /// The lowest and highest seq that has a retry or dead-letter record for `subscriber`, if
+    /// any: a dispatcher reading the log after a restart looks up [`Store::has_delivery_record`]
+    /// only inside this span, so an empty one costs nothing per event.
+    ///
+    /// # Errors
+    /// A store read failed or a key is corrupt.
+    pub fn delivery_record_span(
+        &self,
+        subscriber: SubscriberId,
+    ) -> Result<Option<(EventSeq, EventSeq)>, StoreError> {
+        let mut span: Option<(EventSeq, EventSeq)> = None;
+        for kind in [keys::RETRY, keys::DEAD] {
+            let mut records = self
+                .inner
+                .deliveries
+                .scan_prefix(keys::subscriber_prefix(kind, subscriber));
+            let ends = [records.next(), records.next_back()];
+            for entry in ends.into_iter().flatten() {
+                let (key, _) = entry?;
+                let (_, seq) = keys::parse_delivery(&key)
+                    .ok_or_else(|| StoreError::Corrupt("delivery key".into()))?;
+                span = Some(span.map_or((seq, seq), |(low, high)| (low.min(seq), high.max(seq))));
+            }
+        }
+        Ok(span)
+    }
+
     /// Retries of `subscriber` due at `now_ms`, oldest first, skipping `skip`.
     ///
     /// # Errors
@@ -582,6 +609,8 @@ impl Store {
 
     /// Appends an attempt to a delivery's history, numbered after the last one recorded (a
     /// replayed dead letter or an attempt repeated after a crash never overwrites history).
+    /// Without `history` (the caller knows this is the delivery's first attempt ever) it is
+    /// number 1, and the costly backward scan for the last number is skipped.
     ///
     /// # Errors
     /// A store write failed.
@@ -590,10 +619,21 @@ impl Store {
         subscriber: SubscriberId,
         seq: EventSeq,
         attempt: &AttemptRecord,
+        history: bool,
     ) -> Result<(), StoreError> {
+        // Numbers start at 1 and have no gaps: without attempt 1 there is no history, and a
+        // point lookup is far cheaper than sled's backward iteration.
+        let history = history
+            && self
+                .inner
+                .attempts
+                .contains_key(keys::attempt(seq, subscriber, 1))?;
         let mut prefix = keys::seq(seq).to_vec();
         prefix.extend_from_slice(&subscriber.0.to_be_bytes());
-        let last = match self.inner.attempts.scan_prefix(&prefix).next_back() {
+        let last = match history
+            .then(|| self.inner.attempts.scan_prefix(&prefix).next_back())
+            .flatten()
+        {
             Some(entry) => {
                 let (key, _) = entry?;
                 key.get(12..16)

@@ -39,6 +39,10 @@ const MAX_HELD: usize = 10_000;
 const READ_BATCH: usize = 256;
 /// Log records looked at per store call (bounds the work of skipping other subscribers' events).
 const SCAN_LIMIT: usize = 4096;
+/// How often a moving cursor is written at most. It is not flushed by itself anyway (a crash
+/// may re-deliver what finished since the last flush), and one write per finished attempt cost
+/// a tenth of the delivery path.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(20);
 /// Pause after a store error before trying again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -154,9 +158,14 @@ pub struct Dispatcher {
     fresh_in_flight: BTreeSet<EventSeq>,
     retries_in_flight: HashSet<EventSeq>,
     persisted_cursor: EventSeq,
+    /// When the cursor was last written, and when a newer one is due to be (if it moved since).
+    cursor_written_at: tokio::time::Instant,
+    cursor_due: Option<tokio::time::Instant>,
     /// Log positions up to here may already have a retry or dead-letter record (from before a
     /// restart); newer ones cannot, so they skip that lookup.
     recovered_upto: EventSeq,
+    /// The seqs that had such a record at start (lowest, highest): outside it, none has one.
+    record_span: Option<(EventSeq, EventSeq)>,
     /// The rate limit and the circuit breaker of the policy in force.
     bucket: Option<TokenBucket>,
     breaker: Option<Breaker>,
@@ -195,6 +204,7 @@ impl Dispatcher {
             tracing::error!(subscriber = %context.control.name, reason = %reason, "Subscriber is disabled; its deliveries are kept pending.");
         }
         let recovered_upto = *context.store.committed().borrow();
+        let record_span = context.store.delivery_record_span(context.id)?;
         let order = match &context.control.config().ordering {
             Some(attribute) => {
                 // Deliveries waiting for a retry hold their keys from the start.
@@ -220,7 +230,10 @@ impl Dispatcher {
             fresh_in_flight: BTreeSet::new(),
             retries_in_flight: HashSet::new(),
             persisted_cursor: cursor,
+            cursor_written_at: tokio::time::Instant::now(),
+            cursor_due: None,
             recovered_upto,
+            record_span,
             bucket: None,
             breaker: None,
             gate: Gate::Open,
@@ -263,7 +276,12 @@ impl Dispatcher {
             };
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    // Every attempt that has finished by now, then one cursor write for all.
                     self.finish(done);
+                    while let Some(done) = self.tasks.try_join_next() {
+                        self.finish(done);
+                    }
+                    self.save_cursor();
                 }
                 changed = committed.changed(), if slot_free && self.context.control.may_deliver() => {
                     if changed.is_err() {
@@ -272,6 +290,8 @@ impl Dispatcher {
                 }
                 () = self.context.control.wake.notified() => {}
                 _ = sleep_until_ms(retry_timer), if retry_timer.is_some() => {}
+                // `fill` at the top of the loop writes the cursor that was held back.
+                () = sleep_until(self.cursor_due), if self.cursor_due.is_some() => {}
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -290,7 +310,7 @@ impl Dispatcher {
             tracing::warn!(subscriber = %self.context.control.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
             self.tasks.abort_all();
         }
-        self.save_cursor();
+        self.write_cursor(true);
     }
 
     fn in_flight(&self) -> usize {
@@ -382,7 +402,7 @@ impl Dispatcher {
             let Some(stored) = self.next_fresh()? else {
                 break;
             };
-            if stored.seq <= self.recovered_upto && store.has_delivery_record(id, stored.seq)? {
+            if self.may_have_record(stored.seq) && store.has_delivery_record(id, stored.seq)? {
                 continue;
             }
             let stored = match self.order.as_mut() {
@@ -407,6 +427,14 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Whether an event read from the log may already have a retry or dead-letter record.
+    fn may_have_record(&self, seq: EventSeq) -> bool {
+        seq <= self.recovered_upto
+            && self
+                .record_span
+                .is_some_and(|(low, high)| low <= seq && seq <= high)
+    }
+
     fn start_fresh(&mut self, stored: StoredEvent) {
         self.fresh_in_flight.insert(stored.seq);
         self.spawn(Job::new(stored, None));
@@ -426,7 +454,7 @@ impl Dispatcher {
                 let Some(stored) = self.next_fresh()? else {
                     break;
                 };
-                if stored.seq <= self.recovered_upto
+                if self.may_have_record(stored.seq)
                     && self
                         .context
                         .store
@@ -551,7 +579,6 @@ impl Dispatcher {
             self.fresh_in_flight.remove(&seq);
             self.retries_in_flight.remove(&seq);
         }
-        self.save_cursor();
     }
 
     /// An attempt task panicked (a bug): its deliveries become retries due after the initial
@@ -594,7 +621,6 @@ impl Dispatcher {
             self.fresh_in_flight.remove(&seq);
             self.retries_in_flight.remove(&seq);
         }
-        self.save_cursor();
     }
 
     /// Applies an outcome to each member of the job (one random draw, so a failed batch's
@@ -629,7 +655,10 @@ impl Dispatcher {
         let control = &context.control;
         let config = control.config();
         let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
-        store.record_attempt(context.id, job.seq, attempt)?;
+        // A first attempt at an event committed after this dispatcher started cannot have any
+        // history: it is attempt 1, without looking for the last number recorded.
+        let history = job.retry.is_some() || job.seq <= self.recovered_upto;
+        store.record_attempt(context.id, job.seq, attempt, history)?;
         control.attempted(Attempted {
             at_ms: attempt.at_ms,
             event_id: job.event.id.clone(),
@@ -764,16 +793,43 @@ impl Dispatcher {
         cursor
     }
 
+    /// Writes the cursor if it moved; while attempts are in flight, at most every
+    /// [`CURSOR_SAVE_INTERVAL`] (a later write is then due, and the run loop wakes for it).
     fn save_cursor(&mut self) {
+        self.write_cursor(false);
+    }
+
+    fn write_cursor(&mut self, now: bool) {
         let cursor = self.cursor();
-        if cursor != self.persisted_cursor {
-            match self.context.store.set_cursor(self.context.id, cursor) {
-                Ok(()) => self.persisted_cursor = cursor,
-                Err(error) => {
-                    tracing::error!(subscriber = %self.context.control.name, error = %error, "Cannot save the dispatcher cursor.")
-                }
+        if cursor == self.persisted_cursor {
+            self.cursor_due = None;
+            return;
+        }
+        // Held back only while attempts are in flight (busy): an idle dispatcher's cursor, which
+        // the queue depth and delivery states are read from, is never behind.
+        let due = self.cursor_written_at + CURSOR_SAVE_INTERVAL;
+        if !now && !self.tasks.is_empty() && tokio::time::Instant::now() < due {
+            self.cursor_due = Some(due);
+            return;
+        }
+        match self.context.store.set_cursor(self.context.id, cursor) {
+            Ok(()) => {
+                self.persisted_cursor = cursor;
+                self.cursor_written_at = tokio::time::Instant::now();
+                self.cursor_due = None;
+            }
+            Err(error) => {
+                self.cursor_due = Some(tokio::time::Instant::now() + STORE_ERROR_PAUSE);
+                tracing::error!(subscriber = %self.context.control.name, error = %error, "Cannot save the dispatcher cursor.");
             }
         }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -148,7 +148,8 @@ impl Sender {
         timeout: Duration,
     ) -> Result<Response, SendError> {
         self.check_url(url)?;
-        let request = self.client.post(url.as_str()).timeout(timeout).body(body);
+        // A `Url`, not its text: reqwest would parse the text again for every request.
+        let request = self.client.post(url.clone()).timeout(timeout).body(body);
         self.send(request, headers, timeout).await
     }
 

@@ -255,7 +255,7 @@ async fn purges_expired_dedupe_entries_and_events() {
         response_headers: Vec::new(),
     };
     store
-        .record_attempt(subscriber, EventSeq(1), &attempt)
+        .record_attempt(subscriber, EventSeq(1), &attempt, false)
         .unwrap();
     // Past the dedupe window but within retention: the id may be used again, the event stays.
     assert_eq!(store.purge_expired(1_000 + 61_000).unwrap(), 0);
@@ -359,4 +359,36 @@ fn attempts_of_the_first_layout_still_decode() {
         records::decode_attempt(&records::encode(&new).unwrap()).unwrap(),
         new
     );
+}
+
+#[tokio::test]
+async fn attempts_with_history_are_numbered_after_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
+    let subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
+    let attempt = |status| AttemptRecord {
+        at_ms: 1_000,
+        status: Some(status),
+        error: None,
+        latency_us: 5,
+        response_excerpt: None,
+        response_headers: Vec::new(),
+    };
+    // A first attempt, then two more that may follow history (a retry, a replay).
+    store
+        .record_attempt(subscriber, EventSeq(7), &attempt(500), false)
+        .unwrap();
+    store
+        .record_attempt(subscriber, EventSeq(7), &attempt(503), true)
+        .unwrap();
+    store
+        .record_attempt(subscriber, EventSeq(7), &attempt(200), true)
+        .unwrap();
+    let statuses: Vec<Option<u16>> = store
+        .attempts(subscriber, EventSeq(7))
+        .unwrap()
+        .into_iter()
+        .map(|attempt| attempt.status)
+        .collect();
+    assert_eq!(statuses, [Some(500), Some(503), Some(200)]);
 }
