@@ -195,6 +195,11 @@ enum DeadLettersCommand {
     },
 }
 
+/// mimalloc instead of glibc's malloc: the delivery path allocates small, short-lived buffers per
+/// attempt (headers, bodies, futures), and glibc's free lists took about a quarter of its CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = |name: &str| std::env::var(name).ok();
