@@ -38,8 +38,32 @@ pub struct Load {
     pub client: reqwest::Client,
     pub url: String,
     pub size: usize,
+    /// Events per request: 1 sends structured mode, more send batched mode.
+    pub batch: usize,
     /// Distinguishes event ids between runs.
     pub run: String,
+}
+
+/// Holds a closed loop back while too many accepted deliveries have not arrived yet, so that it
+/// measures the rate the router sustains end to end (ingest and delivery on one CPU) instead of
+/// how fast a backlog can be piled up.
+#[derive(Clone)]
+pub struct Lag {
+    /// Deliveries that have arrived so far.
+    pub delivered: Arc<dyn Fn() -> u64 + Send + Sync>,
+    pub fanout: u64,
+    /// Most deliveries accepted and not arrived.
+    pub max: u64,
+}
+
+impl Lag {
+    async fn wait(&self, accepted: &AtomicU64, until: Instant) {
+        while Instant::now() < until
+            && accepted.load(Ordering::Relaxed) * self.fanout > (self.delivered)() + self.max
+        {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -60,12 +84,26 @@ pub fn event_body(id: &str, size: usize, sent_ns: u64) -> String {
 }
 
 impl Load {
+    /// Sends one request (of `batch` events, ids `id`, `id.1`, ...); whether it was accepted.
     async fn send(&self, id: &str, sent_ns: u64) -> bool {
-        let body = event_body(id, self.size, sent_ns);
+        let (content_type, body) = if self.batch <= 1 {
+            (
+                "application/cloudevents+json",
+                event_body(id, self.size, sent_ns),
+            )
+        } else {
+            let events: Vec<String> = (0..self.batch)
+                .map(|index| event_body(&format!("{id}.{index}"), self.size, sent_ns))
+                .collect();
+            (
+                "application/cloudevents-batch+json",
+                format!("[{}]", events.join(",")),
+            )
+        };
         match self
             .client
             .post(&self.url)
-            .header("content-type", "application/cloudevents+json")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await
@@ -81,6 +119,7 @@ impl Load {
         connections: usize,
         duration: Duration,
         limit: Option<u64>,
+        lag: Option<Lag>,
     ) -> LoadResult {
         let accepted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -89,27 +128,31 @@ impl Load {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..connections {
-            let (load, accepted, failed, issued, latency) = (
+            let (load, accepted, failed, issued, latency, lag) = (
                 Arc::clone(self),
                 Arc::clone(&accepted),
                 Arc::clone(&failed),
                 Arc::clone(&issued),
                 Arc::clone(&latency),
+                lag.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut local = histogram();
                 let mut sequence = 0u64;
                 while started.elapsed() < duration {
                     if let Some(limit) = limit {
-                        if issued.fetch_add(1, Ordering::Relaxed) >= limit {
+                        if issued.fetch_add(load.batch.max(1) as u64, Ordering::Relaxed) >= limit {
                             break;
                         }
+                    }
+                    if let Some(lag) = &lag {
+                        lag.wait(&accepted, started + duration).await;
                     }
                     sequence += 1;
                     let begin = Instant::now();
                     let id = format!("{}-{worker}-{sequence}", load.run);
                     if load.send(&id, now_ns()).await {
-                        accepted.fetch_add(1, Ordering::Relaxed);
+                        accepted.fetch_add(load.batch.max(1) as u64, Ordering::Relaxed);
                         let _ = local.record((begin.elapsed().as_nanos() as u64).max(1_000));
                     } else {
                         failed.fetch_add(1, Ordering::Relaxed);

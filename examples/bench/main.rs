@@ -61,6 +61,12 @@ struct Args {
     /// Ingest cases as FANOUTxBYTES (default 1x1024,4x1024,16x1024,1x256,1x16384).
     #[arg(long, value_delimiter = ',')]
     ingest_cases: Vec<String>,
+    /// Fan-outs of the end-to-end scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16])]
+    e2e_fanouts: Vec<usize>,
+    /// Events per request of the end-to-end scenario's batched publishing (0: single events only).
+    #[arg(long, default_value_t = 64)]
+    e2e_batch: usize,
     #[arg(long, hide = true)]
     serve_b2: bool,
     #[arg(long, hide = true)]
@@ -94,7 +100,9 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os(PINNED_ENV).is_none() {
         // Build the router (which may rebuild this example too), then run the fresh build of
         // this program on the load CPU; the router and the baselines go to the other one.
-        build_router()?;
+        if std::env::var_os(router::BINARY_ENV).is_none() {
+            build_router()?;
+        }
         let exe = std::env::current_exe()?.with_file_name("bench");
         let mut command = if cpus >= 2 {
             let mut command = std::process::Command::new("taskset");
@@ -225,6 +233,10 @@ fn args_line(args: &Args) -> String {
 
 impl Bench {
     fn load(&self, url: &str, size: usize) -> Arc<Load> {
+        self.load_batched(url, size, 1)
+    }
+
+    fn load_batched(&self, url: &str, size: usize, batch: usize) -> Arc<Load> {
         let run = self
             .run_counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -232,6 +244,7 @@ impl Bench {
             client: self.client.clone(),
             url: url.to_owned(),
             size,
+            batch,
             run: format!("r{run}-{}", receiver::now_ns() % 1_000_000),
         })
     }
@@ -323,7 +336,7 @@ impl Bench {
         let (mut child, url) = self.spawn_b2()?;
         let load = self.load(&url, self.args.size);
         let result = load
-            .closed_loop(self.args.connections, self.args.duration, None)
+            .closed_loop(self.args.connections, self.args.duration, None, None)
             .await;
         let _ = child.kill();
         let _ = child.wait();
@@ -416,7 +429,7 @@ impl Bench {
                 let (_dir, router) = self.start_router(&subscribers);
                 let load = self.load(&router.url, size);
                 let closed = load
-                    .closed_loop(self.args.connections, self.args.duration, None)
+                    .closed_loop(self.args.connections, self.args.duration, None, None)
                     .await;
                 rates.push(closed.rate());
                 p99_full.push(closed.ack_ms(0.99));
@@ -453,9 +466,22 @@ impl Bench {
     /// Returns the fan-out-1 maximum in events per second.
     async fn end_to_end(&mut self, report: bool) -> anyhow::Result<f64> {
         let mut max_fanout1 = 0.0;
-        for fanout in [1usize, 16] {
-            println!("== end-to-end: fan-out {fanout}");
-            let mut rates = Vec::new();
+        let mut cases: Vec<(usize, usize)> = self
+            .args
+            .e2e_fanouts
+            .iter()
+            .map(|fanout| (*fanout, 1))
+            .collect();
+        if report && self.args.e2e_batch > 1 {
+            let batched: Vec<(usize, usize)> = cases
+                .iter()
+                .map(|(fanout, _)| (*fanout, self.args.e2e_batch))
+                .collect();
+            cases.extend(batched);
+        }
+        for (fanout, batch) in cases {
+            println!("== end-to-end: fan-out {fanout}, {batch} event(s) per request");
+            let (mut rates, mut cpus) = (Vec::new(), Vec::new());
             let runs = if report { self.args.runs } else { 1 };
             for _ in 0..runs {
                 self.receiver.reset();
@@ -467,29 +493,47 @@ impl Bench {
                     fanout
                 ];
                 let (_dir, router) = self.start_router(&subscribers);
-                let load = self.load(&router.url, self.args.size);
+                let load = self.load_batched(&router.url, self.args.size, batch);
                 let window = self.args.duration;
+                let pid = router.pid();
                 let measure = async {
                     tokio::time::sleep(window / 5).await;
                     let (first, at) = (self.receiver.requests(), Instant::now());
+                    let cpu = router::cpu_of(pid).unwrap_or_default();
                     tokio::time::sleep(window * 3 / 5).await;
-                    (self.receiver.requests() - first) as f64 / at.elapsed().as_secs_f64()
+                    let delivered = (self.receiver.requests() - first) as f64;
+                    let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
+                    (
+                        delivered / at.elapsed().as_secs_f64(),
+                        cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
+                    )
                 };
-                let (closed, rate) = tokio::join!(
-                    load.closed_loop(self.args.connections, window, None),
+                let state = Arc::clone(&self.receiver.state);
+                let lag = load::Lag {
+                    delivered: Arc::new(move || {
+                        state.requests.load(std::sync::atomic::Ordering::Relaxed)
+                    }),
+                    fanout: fanout as u64,
+                    max: report::E2E_MAX_LAG,
+                };
+                // Batches carry many events per request: fewer connections keep the lag bound.
+                let connections = if batch > 1 { 8 } else { self.args.connections };
+                let (closed, (rate, cpu)) = tokio::join!(
+                    load.closed_loop(connections, window, None, Some(lag)),
                     measure
                 );
                 rates.push(rate);
+                cpus.push(cpu);
                 self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
                     .await?;
                 router.stop();
             }
-            let stat = Stat::of(&rates);
-            if fanout == 1 {
+            let (stat, cpu) = (Stat::of(&rates), Stat::of(&cpus));
+            if fanout == 1 && batch == 1 {
                 max_fanout1 = stat.median;
             }
             if report {
-                self.report.deliveries(fanout, stat);
+                self.report.deliveries(fanout, batch, stat, cpu);
             }
         }
         if report {
@@ -562,7 +606,7 @@ impl Bench {
                 let load = self.load(&router.url, self.args.size);
                 // Throughput of subscriber 0 under a closed loop; its p99 under a fixed rate.
                 let closed = load
-                    .closed_loop(self.args.connections, self.args.duration, None)
+                    .closed_loop(self.args.connections, self.args.duration, None, None)
                     .await;
                 let healthy_count =
                     subscribers.iter().filter(|sub| sub.kind == "ok").count() as u64;
@@ -644,6 +688,7 @@ impl Bench {
                 self.args.connections,
                 Duration::from_secs(3600),
                 Some(total),
+                None,
             )
             .await;
         let logical = ingest.accepted * self.args.size as u64;
@@ -657,6 +702,7 @@ impl Bench {
         let time_to_listen = router.time_to_listen;
         let restart_ns = receiver::now_ns() - time_to_listen.as_nanos() as u64;
         let before = self.receiver.requests();
+        let cpu_before = router::cpu_of(router.pid()).unwrap_or_default();
         self.receiver.release();
         let mut windows = Vec::new();
         let mut time_to_full = None;
@@ -680,6 +726,9 @@ impl Bench {
             last = now;
         }
         let drain_time = restart.elapsed();
+        let drain_cpu = router::cpu_of(router.pid())
+            .unwrap_or_default()
+            .saturating_sub(cpu_before);
         let first_delivery =
             Duration::from_nanos(self.receiver.first_delivery_ns().saturating_sub(restart_ns));
         self.expect_delivered(ingest.accepted, Duration::from_secs(1))
@@ -702,6 +751,7 @@ impl Bench {
             first_delivery,
             time_to_full,
             drain_rate: ingest.accepted as f64 / drain_time.as_secs_f64(),
+            drain_cpu_us: drain_cpu.as_secs_f64() * 1e6 / ingest.accepted as f64,
             steady_rate,
             duplicates,
         });

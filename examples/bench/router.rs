@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::receiver::SECRET;
 
+/// Runs this binary instead of the one built beside the benchmark (no build is made then).
+pub const BINARY_ENV: &str = "FANOUT_BENCH_BINARY";
+
 pub struct Router {
     child: Child,
     pub url: String,
@@ -22,8 +25,11 @@ pub struct Sub {
     pub concurrency: usize,
 }
 
-/// The binary built next to this example.
+/// The binary built next to this example, or `FANOUT_BENCH_BINARY` (to compare two builds).
 pub fn fanout_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os(BINARY_ENV) {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join("fanout")
 }
@@ -174,4 +180,15 @@ pub fn rss_of(pid: u32) -> Option<u64> {
         &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
         "VmRSS",
     )
+}
+
+/// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Clock ticks: USER_HZ, 100 on every Linux this runs on (`getconf CLK_TCK`).
+    Some(Duration::from_millis(ticks * 10))
 }
