@@ -35,6 +35,17 @@ pub fn fanout_binary() -> PathBuf {
 }
 
 pub fn write_config(dir: &Path, receiver: &str, subscribers: &[Sub], durability: &str) -> PathBuf {
+    write_config_with(dir, receiver, subscribers, durability, "")
+}
+
+/// [`write_config`] with `extra` (indented YAML lines) added to every subscriber.
+pub fn write_config_with(
+    dir: &Path,
+    receiver: &str,
+    subscribers: &[Sub],
+    durability: &str,
+    extra: &str,
+) -> PathBuf {
     let mut text = format!(
         "storage:\n  durability: {durability}\n  cache_capacity: 64MiB\nserver:\n  max_body_size: 1MiB\n  workers: 1\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
     );
@@ -43,6 +54,7 @@ pub fn write_config(dir: &Path, receiver: &str, subscribers: &[Sub], durability:
             "  s{index}:\n    url: {receiver}/{}/{index}\n    secret: {SECRET}\n    concurrency: {}\n    timeout: 1h\n    retry: {{ initial_interval: 1s, max_interval: 5s, max_attempts: 100000, max_age: 24h }}\n",
             sub.kind, sub.concurrency
         ));
+        text.push_str(extra);
     }
     let names: Vec<String> = (0..subscribers.len())
         .map(|index| format!("s{index}"))
