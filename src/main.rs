@@ -201,6 +201,11 @@ enum DeadLettersCommand {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before the heap grows: with transparent huge pages set to "always", mimalloc's arenas are
+    // faulted in 2 MiB at a time (about 50 MiB more RSS under a backlog, measured, and no
+    // faster). Failure only means the kernel keeps its setting.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
