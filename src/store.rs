@@ -623,25 +623,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         // Numbers start at 1 and have no gaps: without attempt 1 there is no history, and a
         // point lookup is far cheaper than sled's backward iteration.
-        let history = history
+        let mut last = 0;
+        if history
             && self
                 .inner
                 .attempts
-                .contains_key(keys::attempt(seq, subscriber, 1))?;
-        let mut prefix = keys::seq(seq).to_vec();
-        prefix.extend_from_slice(&subscriber.0.to_be_bytes());
-        let last = match history
-            .then(|| self.inner.attempts.scan_prefix(&prefix).next_back())
-            .flatten()
+                .contains_key(keys::attempt(seq, subscriber, 1))?
         {
-            Some(entry) => {
+            let prefix = keys::attempt_prefix(seq, subscriber);
+            if let Some(entry) = self.inner.attempts.scan_prefix(prefix).next_back() {
                 let (key, _) = entry?;
-                key.get(12..16)
+                last = key
+                    .get(12..16)
                     .and_then(|bytes| bytes.try_into().ok())
-                    .map_or(0, u32::from_be_bytes)
+                    .map_or(0, u32::from_be_bytes);
             }
-            None => 0,
-        };
+        }
         self.inner.attempts.insert(
             keys::attempt(seq, subscriber, last.saturating_add(1)),
             records::encode(attempt)?,
@@ -658,11 +655,9 @@ impl Store {
         subscriber: SubscriberId,
         seq: EventSeq,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let mut prefix = keys::seq(seq).to_vec();
-        prefix.extend_from_slice(&subscriber.0.to_be_bytes());
         self.inner
             .attempts
-            .scan_prefix(prefix)
+            .scan_prefix(keys::attempt_prefix(seq, subscriber))
             .map(|entry| records::decode_attempt(&entry?.1))
             .collect()
     }

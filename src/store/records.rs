@@ -215,11 +215,18 @@ pub mod keys {
         Some((at, EventSeq(seq)))
     }
 
+    /// The attempts of one delivery: the first 12 bytes of [`attempt`]'s keys.
+    pub fn attempt_prefix(seq: EventSeq, subscriber: SubscriberId) -> [u8; 12] {
+        let mut prefix = [0; 12];
+        prefix[..8].copy_from_slice(&seq.0.to_be_bytes());
+        prefix[8..].copy_from_slice(&subscriber.0.to_be_bytes());
+        prefix
+    }
+
     /// `seq | subscriber | attempt` in the attempts tree.
     pub fn attempt(seq: EventSeq, subscriber: SubscriberId, attempt: u32) -> [u8; 16] {
         let mut key = [0; 16];
-        key[..8].copy_from_slice(&seq.0.to_be_bytes());
-        key[8..12].copy_from_slice(&subscriber.0.to_be_bytes());
+        key[..12].copy_from_slice(&attempt_prefix(seq, subscriber));
         key[12..].copy_from_slice(&attempt.to_be_bytes());
         key
     }
