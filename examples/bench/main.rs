@@ -256,6 +256,21 @@ impl Bench {
         (dir, router)
     }
 
+    /// Holds a closed loop to [`report::E2E_MAX_LAG`] deliveries not yet arrived, as counted by
+    /// `counter` of the receiver.
+    fn lag(
+        &self,
+        counter: fn(&receiver::State) -> &std::sync::atomic::AtomicU64,
+        fanout: u64,
+    ) -> load::Lag {
+        let state = Arc::clone(&self.receiver.state);
+        load::Lag {
+            delivered: Arc::new(move || counter(&state).load(std::sync::atomic::Ordering::Relaxed)),
+            fanout,
+            max: report::E2E_MAX_LAG,
+        }
+    }
+
     /// Waits until the receiver holds `expected` unique deliveries, failing after `timeout`.
     async fn expect_delivered(&self, expected: u64, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
@@ -511,14 +526,7 @@ impl Bench {
                         cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
                     )
                 };
-                let state = Arc::clone(&self.receiver.state);
-                let lag = load::Lag {
-                    delivered: Arc::new(move || {
-                        state.requests.load(std::sync::atomic::Ordering::Relaxed)
-                    }),
-                    fanout: fanout as u64,
-                    max: report::E2E_MAX_LAG,
-                };
+                let lag = self.lag(|state| &state.requests, fanout as u64);
                 // Batches carry many events per request: fewer connections keep the lag bound.
                 let connections = if batch > 1 { 8 } else { self.args.connections };
                 let (closed, (rate, cpu)) = tokio::join!(
@@ -624,14 +632,7 @@ impl Bench {
                     subscribers.iter().filter(|sub| sub.kind == "ok").count() as u64;
                 // The healthy subscribers' sustained rate: a closed loop held to a bounded lag
                 // of their deliveries, measured over the middle of the run.
-                let state = Arc::clone(&self.receiver.state);
-                let lag = load::Lag {
-                    delivered: Arc::new(move || {
-                        state.ok_requests.load(std::sync::atomic::Ordering::Relaxed)
-                    }),
-                    fanout: healthy_count,
-                    max: report::E2E_MAX_LAG,
-                };
+                let lag = self.lag(|state| &state.ok_requests, healthy_count);
                 let window = self.args.duration;
                 let measure = async {
                     tokio::time::sleep(window / 5).await;
