@@ -1,7 +1,10 @@
 //! The only code that touches sled: accepted events, delivery state, attempts, dead letters.
 //!
-//! Layout (one `Db`, a few trees, big-endian keys so scans come out in order):
-//! - `events`: `seq` → event record (the event stored once, with the subscribers it is for);
+//! Layout: accepted events in the event log ([`log`], append-only segment files under `log/`);
+//! everything else in one sled `Db` with a few trees (big-endian keys so scans come out in order):
+//! - `events`: `seq` → event record, for the few events kept outside the log: one a retry still
+//!   needs after its segment is purged, a replayed dead letter's copy, and what fanout versions
+//!   before the log stored here (see [`Store::record`]);
 //! - `dedupe`: hash(`source`, `id`) → (`seq`, accepted at), for the dedupe window;
 //! - `deliveries`: per subscriber a cursor (`c`), retry states (`r`), the retry schedule (`s`),
 //!   dead letters (`d`) and the dead-letter forwarding outbox (`o`);
@@ -12,9 +15,13 @@
 //! the event log from its cursor. So the cost of accepting an event does not grow with fan-out,
 //! and only failing deliveries pay for retry state. Ingest writes go through the group-commit
 //! thread in [`committer`]; everything else writes directly.
+//!
+//! An event record is `[version][accepted_at][subscriber count][subscriber ids][postcard event]`,
+//! the same in the log and in the `events` tree.
 
 mod admin;
 mod committer;
+mod log;
 pub mod records;
 
 use std::collections::HashMap;
@@ -82,6 +89,8 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
+    log: Arc<log::Log>,
+    /// Events kept outside the log (see [`Store::record`]).
     events: sled::Tree,
     dedupe: sled::Tree,
     deliveries: sled::Tree,
@@ -113,6 +122,7 @@ const META_DISABLED: &str = "disabled/";
 const META_PAUSED: &str = "paused/";
 const META_FAILING: &str = "failing/";
 const META_DEDUPE_PURGED: &[u8] = b"dedupe_purged_upto";
+const META_LOG_START: &[u8] = b"log_start";
 
 fn parse_seq(key: &[u8]) -> Result<EventSeq, StoreError> {
     key.try_into()
@@ -141,23 +151,43 @@ impl Store {
         let deliveries = db.open_tree("deliveries")?;
         let attempts = db.open_tree("attempts")?;
         let meta = db.open_tree("meta")?;
-        let data_file = std::fs::File::open(dir.join("db")).map_err(StoreError::Io)?;
 
-        let last = match events.last()? {
-            Some((key, _)) => parse_seq(&key)?.0,
-            None => 0,
+        // New events take seqs past everything the rest of the store knows of: events kept in
+        // sled, and every cursor (under `relaxed` a power cut can leave the log shorter than a
+        // cursor that sled flushed; a new event below it would be skipped).
+        let mut floor = match events.last()? {
+            Some((key, _)) => parse_seq(&key)?.0 + 1,
+            None => 1,
         };
+        for entry in deliveries.scan_prefix([keys::CURSOR]) {
+            let (_, value) = entry?;
+            if let Ok(bytes) = value.as_ref().try_into() {
+                floor = floor.max(u64::from_be_bytes(bytes));
+            }
+        }
+        let start = meta
+            .get(META_LOG_START)?
+            .and_then(|value| value.as_ref().try_into().ok())
+            .map_or(0, u64::from_be_bytes);
+        let log = Arc::new(log::Log::open(
+            &dir.join("log"),
+            log::SEGMENT_BYTES,
+            floor,
+            start,
+        )?);
+        rebuild_dedupe(&log, &dedupe, config, now_ms())?;
+        let last = log.next_seq() - 1;
         let (committed_tx, committed) = watch::channel(EventSeq(last));
         let (jobs, receiver) = mpsc::channel(4096);
         let committer = committer::Committer {
-            db: db.clone(),
-            events: events.clone(),
+            log: Arc::clone(&log),
+            kept: events.clone(),
             dedupe: dedupe.clone(),
-            data_file,
-            blobs_dir: dir.join("blobs"),
             durability: config.durability,
+            flush_interval: config
+                .flush_interval
+                .max(std::time::Duration::from_millis(1)),
             dedupe_window_ms: millis(config.dedupe_window),
-            next_seq: last + 1,
             committed: committed_tx,
         };
         let committer = thread::Builder::new()
@@ -167,6 +197,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 db,
+                log,
                 events,
                 dedupe,
                 deliveries,
@@ -181,6 +212,42 @@ impl Store {
         };
         store.refresh_size()?;
         Ok(store)
+    }
+
+    /// The record of event `seq`: from the log, else from the events kept in sled (an event a
+    /// retry needed when its segment was purged, a replayed dead letter's copy, or one stored by
+    /// a fanout version before the log).
+    fn record(&self, seq: EventSeq) -> Result<Option<Vec<u8>>, StoreError> {
+        read_record(&self.inner.log, &self.inner.events, seq)
+    }
+
+    /// Calls `visit` with every event record from `from` to `upto` in seq order (those kept in
+    /// sled below the log's start, then the log's) until it returns false. `hint`: about how
+    /// many records the caller expects to look at.
+    fn scan_records(
+        &self,
+        from: EventSeq,
+        upto: EventSeq,
+        hint: usize,
+        mut visit: impl FnMut(EventSeq, &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let start = self.inner.log.start();
+        if from.0 < start {
+            let below = EventSeq(upto.0.min(start - 1));
+            if from <= below {
+                for entry in self.inner.events.range(keys::seq(from)..=keys::seq(below)) {
+                    let (key, value) = entry?;
+                    if !visit(parse_seq(&key)?, &value)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.inner
+            .log
+            .scan(from.0.max(start), upto.0, hint, |seq, bytes| {
+                visit(EventSeq(seq), bytes)
+            })
     }
 
     /// Stores events and their pending deliveries atomically, then (under strict durability)
@@ -227,6 +294,7 @@ impl Store {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<HashMap<String, SubscriberId>, StoreError> {
         let mut ids = HashMap::new();
+        let mut registered = false;
         for name in names {
             let key = format!("{META_SUBSCRIBER}{name}");
             let id = match self.inner.meta.get(&key)? {
@@ -255,10 +323,16 @@ impl Store {
                     let start = EventSeq(self.inner.committed.borrow().0 + 1);
                     self.set_cursor(id, start)?;
                     self.inner.meta.insert(&key, &id.0.to_be_bytes())?;
+                    registered = true;
                     id
                 }
             };
             ids.insert(name.to_owned(), id);
+        }
+        if registered {
+            // Acknowledgements wait for the event log only: a durable event must never name a
+            // subscriber id that a crash could hand to another name.
+            self.inner.db.flush()?;
         }
         Ok(ids)
     }
@@ -311,22 +385,18 @@ impl Store {
         if from > upto {
             return Ok((found, next));
         }
-        for entry in self
-            .inner
-            .events
-            .range(keys::seq(from)..=keys::seq(upto))
-            .take(scan_limit)
-        {
-            let (key, value) = entry?;
-            let seq = parse_seq(&key)?;
+        let mut scanned = 0;
+        self.scan_records(from, upto, limit.min(scan_limit), |seq, value| {
+            scanned += 1;
             next = EventSeq(seq.0 + 1);
-            if records::event_subscribers(&value)?.any(|id| id == subscriber) {
-                found.push(records::decode_event(seq, &value)?);
+            if records::event_subscribers(value)?.any(|id| id == subscriber) {
+                found.push(records::decode_event(seq, value)?);
                 if found.len() >= limit {
-                    break;
+                    return Ok(false);
                 }
             }
-        }
+            Ok(scanned < scan_limit)
+        })?;
         if next == from {
             // No record at all in the range (purged): continue after the watermark.
             next = EventSeq(upto.0 + 1);
@@ -339,9 +409,7 @@ impl Store {
     /// # Errors
     /// A store read failed or the record is corrupt.
     pub fn event(&self, seq: EventSeq) -> Result<Option<StoredEvent>, StoreError> {
-        self.inner
-            .events
-            .get(keys::seq(seq))?
+        self.record(seq)?
             .map(|value| records::decode_event(seq, &value))
             .transpose()
     }
@@ -750,13 +818,11 @@ impl Store {
             .map(u64::from_be_bytes)
             .unwrap_or(0);
         let mut purged_upto = from;
-        for entry in self.inner.events.range(keys::seq(EventSeq(from))..) {
-            let (key, value) = entry?;
-            if records::event_accepted_at(&value)? >= dedupe_cutoff {
-                break;
+        self.scan_records(EventSeq(from), EventSeq(u64::MAX), 256, |seq, value| {
+            if records::event_accepted_at(value)? >= dedupe_cutoff {
+                return Ok(false);
             }
-            let seq = parse_seq(&key)?;
-            let stored = records::decode_event(seq, &value)?;
+            let stored = records::decode_event(seq, value)?;
             let dedupe_key = dedupe_key(&stored.event.source, &stored.event.id);
             if self
                 .inner
@@ -767,13 +833,39 @@ impl Store {
                 self.inner.dedupe.remove(dedupe_key)?;
             }
             purged_upto = seq.0 + 1;
-        }
+            Ok(true)
+        })?;
         if purged_upto != from {
             self.inner
                 .meta
                 .insert(META_DEDUPE_PURGED, &purged_upto.to_be_bytes())?;
         }
-        // Events and their attempts, oldest first, while past retention and no longer needed.
+        // Events and their attempts, oldest first, while past retention and no longer needed:
+        // first those kept in sled, then the log's.
+        let needed = |seq: EventSeq, value: &[u8]| -> Result<bool, StoreError> {
+            for subscriber in records::event_subscribers(value)? {
+                if self.inner.deliveries.contains_key(keys::delivery(
+                    keys::RETRY,
+                    subscriber,
+                    seq,
+                ))? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        let forget = |seq: EventSeq, value: &[u8]| -> Result<(), StoreError> {
+            if seq.0 >= purged_upto {
+                let stored = records::decode_event(seq, value)?;
+                self.inner
+                    .dedupe
+                    .remove(dedupe_key(&stored.event.source, &stored.event.id))?;
+            }
+            for attempt in self.inner.attempts.scan_prefix(keys::seq(seq)).keys() {
+                self.inner.attempts.remove(attempt?)?;
+            }
+            Ok(())
+        };
         let mut removed = 0;
         for entry in self.inner.events.iter() {
             let (key, value) = entry?;
@@ -781,28 +873,39 @@ impl Store {
             if records::event_accepted_at(&value)? >= retention_cutoff || seq.0 >= min_cursor {
                 break;
             }
-            let mut needed = false;
-            for subscriber in records::event_subscribers(&value)? {
-                needed |= self.inner.deliveries.contains_key(keys::delivery(
-                    keys::RETRY,
-                    subscriber,
-                    seq,
-                ))?;
-            }
-            if needed {
+            if needed(seq, &value)? {
                 continue;
             }
-            if seq.0 >= purged_upto {
-                let stored = records::decode_event(seq, &value)?;
-                self.inner
-                    .dedupe
-                    .remove(dedupe_key(&stored.event.source, &stored.event.id))?;
-            }
+            forget(seq, &value)?;
             self.inner.events.remove(key)?;
-            for attempt in self.inner.attempts.scan_prefix(keys::seq(seq)).keys() {
-                self.inner.attempts.remove(attempt?)?;
-            }
             removed += 1;
+        }
+        let log_start = self.inner.log.start();
+        let mut new_start = log_start;
+        self.inner
+            .log
+            .scan(log_start, u64::MAX, 256, |seq, value| {
+                let seq = EventSeq(seq);
+                if records::event_accepted_at(value)? >= retention_cutoff || seq.0 >= min_cursor {
+                    return Ok(false);
+                }
+                if needed(seq, value)? {
+                    // A retry still needs it: keep a copy outside the log.
+                    self.inner.events.insert(keys::seq(seq), value)?;
+                } else {
+                    forget(seq, value)?;
+                    removed += 1;
+                }
+                new_start = seq.0 + 1;
+                Ok(true)
+            })?;
+        if new_start > log_start {
+            // Durable before any segment goes: a restart must not read a deleted range again.
+            self.inner
+                .meta
+                .insert(META_LOG_START, &new_start.to_be_bytes())?;
+            self.inner.db.flush()?;
+            self.inner.log.purge_before(new_start)?;
         }
         Ok(removed)
     }
@@ -812,6 +915,7 @@ impl Store {
     /// # Errors
     /// The flush failed.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.log.sync()?;
         self.inner.db.flush()?;
         Ok(())
     }
@@ -821,7 +925,7 @@ impl Store {
     /// # Errors
     /// The size could not be read.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.size_on_disk()?)
+        Ok(self.inner.db.size_on_disk()? + self.inner.log.size())
     }
 
     /// Measures the size on disk again, for the ceiling `accept` enforces (`storage.max_size`).
@@ -836,6 +940,58 @@ impl Store {
             .store(size, std::sync::atomic::Ordering::Relaxed);
         Ok(size)
     }
+}
+
+/// The record of event `seq` from the log, else from the events kept in sled.
+fn read_record(
+    log: &log::Log,
+    kept: &sled::Tree,
+    seq: EventSeq,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(record) = log.get(seq.0)? {
+        return Ok(Some(record));
+    }
+    Ok(kept.get(keys::seq(seq))?.map(|value| value.to_vec()))
+}
+
+/// Writes the dedupe entries of the events the log holds past the dedupe tree's high-water
+/// mark: those whose entries sled had not flushed before a crash (acknowledgements do not wait
+/// for sled).
+fn rebuild_dedupe(
+    log: &log::Log,
+    dedupe: &sled::Tree,
+    config: &StorageConfig,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let high_water = dedupe
+        .get(committer::DEDUPE_HIGH_WATER)?
+        .and_then(|value| value.as_ref().try_into().ok())
+        .map_or(0, u64::from_be_bytes);
+    let cutoff = now_ms.saturating_sub(millis(config.dedupe_window));
+    let mut batch = sled::Batch::default();
+    let mut last = None;
+    log.scan(high_water + 1, u64::MAX, 256, |seq, value| {
+        last = Some(seq);
+        let accepted_at = records::event_accepted_at(value)?;
+        if accepted_at >= cutoff {
+            let stored = records::decode_event(EventSeq(seq), value)?;
+            let mut entry = [0u8; 16];
+            entry[..8].copy_from_slice(&seq.to_be_bytes());
+            entry[8..].copy_from_slice(&accepted_at.to_be_bytes());
+            batch.insert(&dedupe_key(&stored.event.source, &stored.event.id), &entry);
+        }
+        Ok(true)
+    })?;
+    if let Some(last) = last {
+        tracing::info!(
+            from_seq = high_water + 1,
+            to_seq = last,
+            "Indexed recent events for dedupe again."
+        );
+        batch.insert(committer::DEDUPE_HIGH_WATER, &last.to_be_bytes());
+        dedupe.apply_batch(batch)?;
+    }
+    Ok(())
 }
 
 /// Milliseconds of a duration, saturating.

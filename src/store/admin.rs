@@ -73,23 +73,22 @@ impl Store {
         let mut exact = true;
         let mut oldest: Option<u64> = None;
         if cursor <= upto {
-            for entry in self.inner.events.range(keys::seq(cursor)..=keys::seq(upto)) {
+            self.scan_records(cursor, upto, scan_limit, |seq, value| {
                 if scanned == scan_limit {
                     exact = false;
-                    break;
+                    return Ok(false);
                 }
                 scanned += 1;
-                let (key, value) = entry?;
-                let seq = parse_seq(&key)?;
-                if records::event_subscribers(&value)?.any(|id| id == subscriber)
+                if records::event_subscribers(value)?.any(|id| id == subscriber)
                     && !self.has_delivery_record(subscriber, seq)?
                 {
                     fresh += 1;
                     if oldest.is_none() {
-                        oldest = Some(records::event_accepted_at(&value)?);
+                        oldest = Some(records::event_accepted_at(value)?);
                     }
                 }
-            }
+                Ok(true)
+            })?;
         }
         let mut retries = 0u64;
         for entry in self
@@ -102,7 +101,7 @@ impl Store {
             if retries == 1 {
                 // The lowest seq is the oldest accepted.
                 if let Some((_, seq)) = keys::parse_delivery(&key) {
-                    if let Some(value) = self.inner.events.get(keys::seq(seq))? {
+                    if let Some(value) = self.record(seq)? {
                         let at = records::event_accepted_at(&value)?;
                         oldest = Some(oldest.map_or(at, |fresh_oldest| fresh_oldest.min(at)));
                     }
@@ -146,7 +145,28 @@ impl Store {
                 }
             }
         }
-        for entry in self.inner.events.iter().rev().take(scan_limit) {
+        // Newest first: the log down to its start, then the events kept in sled.
+        let upto = self.inner.committed.borrow().0;
+        let start = self.inner.log.start().max(1);
+        let mut looked = 0;
+        let mut seq = upto;
+        while seq >= start && looked < scan_limit {
+            if let Some(value) = self.record(EventSeq(seq))? {
+                let stored = records::decode_event(EventSeq(seq), &value)?;
+                if stored.event.source == source && stored.event.id == id {
+                    return Ok(Some(stored));
+                }
+            }
+            looked += 1;
+            seq -= 1;
+        }
+        for entry in self
+            .inner
+            .events
+            .range(..keys::seq(EventSeq(start)))
+            .rev()
+            .take(scan_limit - looked)
+        {
             let (key, value) = entry?;
             let stored = records::decode_event(parse_seq(&key)?, &value)?;
             if stored.event.source == source && stored.event.id == id {
@@ -221,7 +241,7 @@ impl Store {
             return Ok(false);
         };
         let letter: DeadLetter = records::decode(&value)?;
-        if self.inner.events.get(keys::seq(seq))?.is_none() {
+        if self.record(seq)?.is_none() {
             let record = records::encode_event(now_ms, &[subscriber], &letter.event)?;
             self.inner.events.insert(keys::seq(seq), record)?;
         }
@@ -273,17 +293,11 @@ impl Store {
         if after >= upto {
             return Ok((found, last));
         }
-        for entry in self
-            .inner
-            .events
-            .range(keys::seq(EventSeq(after.0 + 1))..=keys::seq(upto))
-            .take(scan_limit)
-        {
-            let (key, value) = entry?;
-            let seq = parse_seq(&key)?;
+        self.scan_records(EventSeq(after.0 + 1), upto, scan_limit, |seq, value| {
             last = Some(seq);
-            found.push(records::decode_event(seq, &value)?);
-        }
+            found.push(records::decode_event(seq, value)?);
+            Ok(found.len() < scan_limit)
+        })?;
         Ok((found, last))
     }
 
@@ -303,7 +317,7 @@ impl Store {
         if self.cursor(subscriber)? <= seq || self.has_delivery_record(subscriber, seq)? {
             return Ok(false);
         }
-        if self.inner.events.get(keys::seq(seq))?.is_none() {
+        if self.record(seq)?.is_none() {
             return Ok(false);
         }
         let state = RetryState {

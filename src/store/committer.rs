@@ -1,26 +1,26 @@
 //! Group commit in two stages, each on its own thread:
-//! - the committer takes every waiting ingest request, dedupes them and writes them in one batch
-//!   per tree (memory only), then hands the answers to
-//! - the syncer, which takes every handed-over commit, makes them durable at once (sled `flush`
-//!   plus an `fdatasync` of the data file) and only then answers them and publishes the new
-//!   committed sequence number.
+//! - the committer takes every waiting ingest request, dedupes them, appends their events to the
+//!   event log (one write) and their dedupe entries to sled (memory only), then hands the answers
+//!   to
+//! - the syncer, which takes every handed-over commit, makes them durable at once (one
+//!   `fdatasync` of the log segment) and only then answers them and publishes the new committed
+//!   sequence number.
 //!
 //! While the syncer waits for the disk, the committer already writes the next batch, so a commit
 //! costs max(write, sync) instead of their sum, and batches grow with the load. A duplicate of an
 //! event that is written but not yet durable is answered by a later sync, so its answer never
 //! comes before the original is durable.
 //!
-//! Why the explicit `fdatasync`: on Linux sled 0.34 makes its log "stable" with
-//! `sync_file_range`, which starts and waits for write-back of the written range but does not
-//! flush the drive's volatile cache nor the file size in the inode, so an acknowledged write could
-//! still be lost on power failure. `fdatasync` on the same file closes that gap.
-//!
-//! sled writes a log entry larger than a quarter segment (128 KiB; in practice a leaf node of
-//! large events, say 16 x 16 KiB) to its own file under `blobs/` and never syncs it. The syncer
-//! therefore also `fdatasync`s every blob file it has not synced yet, and the directory.
+//! Acknowledgements do not wait for sled. Its dedupe entries reach the disk with sled's
+//! background flush; each commit also records the highest seq it indexed (`DEDUPE_HIGH_WATER`),
+//! so at open the store indexes again whatever the log holds past it (see `rebuild_dedupe`). A
+//! dedupe hit is trusted only once the event it names is read back with the same `source` and
+//! `id`, so an entry that outlived its event (a power cut under `relaxed`) cannot swallow a new
+//! one.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,8 +28,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::Durability;
 use crate::ids::EventSeq;
 
-use super::records::encode_event;
+use super::log::Log;
+use super::records::{self, encode_event};
 use super::{Accepted, NewEvent, StoreError};
+
+/// The dedupe tree's key for the highest seq whose entry was written (dedupe keys are 16 bytes).
+pub const DEDUPE_HIGH_WATER: &[u8] = b"hw";
 
 /// Most ingest requests one commit takes before flushing.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
@@ -44,15 +48,14 @@ pub struct Job {
 }
 
 pub struct Committer {
-    pub db: sled::Db,
-    pub events: sled::Tree,
+    pub log: Arc<Log>,
+    /// Events kept outside the log (see `Store::record`), for checking dedupe hits.
+    pub kept: sled::Tree,
     pub dedupe: sled::Tree,
-    pub data_file: File,
-    /// sled's directory of large log entries.
-    pub blobs_dir: std::path::PathBuf,
     pub durability: Durability,
+    /// How often the log is synced in the background under `relaxed`.
+    pub flush_interval: Duration,
     pub dedupe_window_ms: u64,
-    pub next_seq: u64,
     pub committed: watch::Sender<EventSeq>,
 }
 
@@ -66,14 +69,13 @@ struct Written {
     error: Option<String>,
 }
 
-/// The second stage: flush, fdatasync, answer.
+/// The second stage: fdatasync, answer.
 struct Syncer {
-    db: sled::Db,
-    data_file: File,
-    blobs_dir: std::path::PathBuf,
-    /// Blob files already synced (names are sled LSNs); pruned to what still exists.
-    synced_blobs: std::collections::HashSet<std::ffi::OsString>,
+    log: Arc<Log>,
     durability: Durability,
+    flush_interval: Duration,
+    /// Written to the log since its last sync (`relaxed` only).
+    dirty: bool,
     committed: watch::Sender<EventSeq>,
 }
 
@@ -92,14 +94,10 @@ impl Committer {
     pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let (handoff, written) = std::sync::mpsc::channel();
         let syncer = Syncer {
-            db: self.db.clone(),
-            data_file: self
-                .data_file
-                .try_clone()
-                .expect("the data file handle can be cloned"),
-            blobs_dir: self.blobs_dir.clone(),
-            synced_blobs: std::collections::HashSet::new(),
+            log: Arc::clone(&self.log),
             durability: self.durability,
+            flush_interval: self.flush_interval,
+            dirty: false,
             committed: self.committed.clone(),
         };
         let syncer = std::thread::Builder::new()
@@ -123,30 +121,36 @@ impl Committer {
     }
 
     fn commit(&mut self, jobs: Vec<Job>) -> Written {
-        let first_seq = self.next_seq;
+        // After a failed append the log may hold part of it: always continue where it ends.
+        let first_seq = self.log.next_seq();
+        let mut next_seq = first_seq;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let mut event_batch = sled::Batch::default();
+        let mut records = Vec::new();
         let mut dedupe_batch = sled::Batch::default();
         let mut in_this_commit = HashMap::new();
         for job in &jobs {
             outcomes.push(self.stage(
                 job,
-                &mut event_batch,
+                &mut next_seq,
+                &mut records,
                 &mut dedupe_batch,
                 &mut in_this_commit,
             ));
         }
-        // The event before its dedupe entry: sled recovers a prefix of its log, so a crash can
-        // lose the dedupe entry of a stored event (a possible duplicate), never the reverse.
-        let written = self
-            .events
-            .apply_batch(event_batch)
-            .and_then(|()| self.dedupe.apply_batch(dedupe_batch))
-            .map_err(StoreError::from);
+        let last_seq = (next_seq > first_seq).then(|| EventSeq(next_seq - 1));
+        if let Some(last) = last_seq {
+            dedupe_batch.insert(DEDUPE_HIGH_WATER, &last.0.to_be_bytes());
+        }
+        // The events before their dedupe entries, so an entry never names an unwritten event.
+        let written = self.log.append(first_seq, &records).and_then(|()| {
+            self.dedupe
+                .apply_batch(dedupe_batch)
+                .map_err(StoreError::from)
+        });
         Written {
             jobs,
             outcomes,
-            last_seq: (self.next_seq > first_seq).then(|| EventSeq(self.next_seq - 1)),
+            last_seq,
             error: written.err().map(|error| error.to_string()),
         }
     }
@@ -154,7 +158,8 @@ impl Committer {
     fn stage(
         &mut self,
         job: &Job,
-        event_batch: &mut sled::Batch,
+        next_seq: &mut u64,
+        records: &mut Vec<Vec<u8>>,
         dedupe_batch: &mut sled::Batch,
         in_this_commit: &mut HashMap<[u8; 16], EventSeq>,
     ) -> Result<Vec<Accepted>, StoreError> {
@@ -176,7 +181,7 @@ impl Committer {
                 accepted.push(Accepted::Duplicate { seq });
                 continue;
             }
-            let seq = EventSeq(self.next_seq + staged.len() as u64);
+            let seq = EventSeq(*next_seq + staged.len() as u64);
             let record = encode_event(job.now_ms, &new.subscribers, &new.event)?;
             let mut dedupe_value = [0u8; 16];
             dedupe_value[..8].copy_from_slice(&seq.0.to_be_bytes());
@@ -188,10 +193,10 @@ impl Committer {
             });
         }
         // Only a job whose every event could be staged is written: a batch is all or nothing.
-        self.next_seq += staged.len() as u64;
+        *next_seq += staged.len() as u64;
         for (seq, record, key, dedupe_value) in staged {
             in_this_commit.insert(key, seq);
-            event_batch.insert(&seq.0.to_be_bytes(), record);
+            records.push(record);
             dedupe_batch.insert(&key, &dedupe_value);
         }
         Ok(accepted)
@@ -208,25 +213,54 @@ impl Committer {
         if value.len() != 16 {
             return Ok(None);
         }
-        let seq = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+        let seq = EventSeq(u64::from_be_bytes(value[..8].try_into().expect("8 bytes")));
         let at = u64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
-        Ok((now_ms.saturating_sub(at) < self.dedupe_window_ms).then_some(EventSeq(seq)))
+        if now_ms.saturating_sub(at) >= self.dedupe_window_ms {
+            return Ok(None);
+        }
+        let Some(record) = super::read_record(&self.log, &self.kept, seq)? else {
+            return Ok(None);
+        };
+        let stored = records::decode_event(seq, &record)?;
+        Ok((dedupe_key(&stored.event.source, &stored.event.id) == *key).then_some(seq))
     }
 }
 
 impl Syncer {
     fn run(mut self, written: &std::sync::mpsc::Receiver<Written>) {
-        while let Ok(first) = written.recv() {
+        loop {
+            let first = match written.recv_timeout(self.flush_interval) {
+                Ok(first) => first,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.background_sync();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut commits = vec![first];
             commits.extend(written.try_iter());
             self.finish(commits);
         }
+        self.background_sync();
     }
 
-    /// One flush for every commit taken, then the answers in commit order.
+    /// Under `relaxed`: syncs what was acknowledged since the last sync.
+    fn background_sync(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            if let Err(error) = self.log.sync() {
+                tracing::error!(error = %error, "Background sync of the event log failed.");
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// One sync for every commit taken, then the answers in commit order.
     fn finish(&mut self, commits: Vec<Written>) {
         let durable = match self.durability {
-            Durability::Relaxed => Ok(()),
+            Durability::Relaxed => {
+                self.dirty = true;
+                Ok(())
+            }
             Durability::Strict => self.make_durable(),
         };
         if let Err(error) = &durable {
@@ -258,48 +292,13 @@ impl Syncer {
 
     fn make_durable(&mut self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let flushed = self.db.flush()?;
-        let flush_time = started.elapsed();
-        self.sync_new_blobs().map_err(StoreError::Io)?;
-        self.data_file.sync_data().map_err(StoreError::Io)?;
-        let total = started.elapsed();
-        if total > SLOW_SYNC {
+        self.log.sync()?;
+        let took = started.elapsed();
+        if took > SLOW_SYNC {
             tracing::warn!(
-                flush_ms = flush_time.as_millis() as u64,
-                fdatasync_ms = (total - flush_time).as_millis() as u64,
-                flushed_bytes = flushed,
+                fdatasync_ms = took.as_millis() as u64,
                 "Slow store sync: acknowledgements waited for the disk."
             );
-        }
-        Ok(())
-    }
-
-    /// `fdatasync` of every blob file not synced yet, then of the directory (new names).
-    fn sync_new_blobs(&mut self) -> std::io::Result<()> {
-        let entries = match std::fs::read_dir(&self.blobs_dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error),
-        };
-        let mut present = std::collections::HashSet::new();
-        let mut synced_any = false;
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            if !self.synced_blobs.contains(&name) {
-                match File::open(entry.path()) {
-                    Ok(file) => file.sync_data()?,
-                    // sled removed it meanwhile (rewritten or collected).
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(error),
-                }
-                synced_any = true;
-            }
-            present.insert(name);
-        }
-        self.synced_blobs = present;
-        if synced_any {
-            File::open(&self.blobs_dir)?.sync_all()?;
         }
         Ok(())
     }
