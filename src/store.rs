@@ -159,16 +159,10 @@ impl Store {
             Some((key, _)) => parse_seq(&key)?.0 + 1,
             None => 1,
         };
-        for entry in deliveries.scan_prefix([keys::CURSOR]) {
-            let (_, value) = entry?;
-            if let Ok(bytes) = value.as_ref().try_into() {
-                floor = floor.max(u64::from_be_bytes(bytes));
-            }
+        for cursor in cursors(&deliveries) {
+            floor = floor.max(cursor?);
         }
-        let start = meta
-            .get(META_LOG_START)?
-            .and_then(|value| value.as_ref().try_into().ok())
-            .map_or(0, u64::from_be_bytes);
+        let start = stored_u64(meta.get(META_LOG_START)?);
         let log = Arc::new(log::Log::open(
             &dir.join("log"),
             log::SEGMENT_BYTES,
@@ -801,22 +795,12 @@ impl Store {
     pub fn purge_expired(&self, now_ms: u64) -> Result<usize, StoreError> {
         let dedupe_cutoff = now_ms.saturating_sub(millis(self.inner.config.dedupe_window));
         let retention_cutoff = now_ms.saturating_sub(millis(self.inner.config.retention));
-        let min_cursor = self
-            .inner
-            .deliveries
-            .scan_prefix([keys::CURSOR])
-            .filter_map(|entry| entry.ok())
-            .filter_map(|(_, value)| value.as_ref().try_into().ok().map(u64::from_be_bytes))
+        let min_cursor = cursors(&self.inner.deliveries)
+            .filter_map(Result::ok)
             .min()
             .unwrap_or(u64::MAX);
         // Dedupe entries, from where the last pass stopped.
-        let from = self
-            .inner
-            .meta
-            .get(META_DEDUPE_PURGED)?
-            .and_then(|value| value.as_ref().try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
+        let from = stored_u64(self.inner.meta.get(META_DEDUPE_PURGED)?);
         let mut purged_upto = from;
         self.scan_records(EventSeq(from), EventSeq(u64::MAX), 256, |seq, value| {
             if records::event_accepted_at(value)? >= dedupe_cutoff {
@@ -942,6 +926,29 @@ impl Store {
     }
 }
 
+/// A `u64` the store keeps as 8 big-endian bytes (a mark in `meta` or `dedupe`); 0 when it is not
+/// there or has another layout.
+fn stored_u64(value: Option<sled::IVec>) -> u64 {
+    value
+        .and_then(|value| value.as_ref().try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// Every subscriber's cursor (values of another layout skipped).
+fn cursors(deliveries: &sled::Tree) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
+    deliveries
+        .scan_prefix([keys::CURSOR])
+        .filter_map(|entry| match entry {
+            Ok((_, value)) => value
+                .as_ref()
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+                .map(Ok),
+            Err(error) => Some(Err(StoreError::from(error))),
+        })
+}
+
 /// The record of event `seq` from the log, else from the events kept in sled.
 fn read_record(
     log: &log::Log,
@@ -963,10 +970,7 @@ fn rebuild_dedupe(
     config: &StorageConfig,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    let high_water = dedupe
-        .get(committer::DEDUPE_HIGH_WATER)?
-        .and_then(|value| value.as_ref().try_into().ok())
-        .map_or(0, u64::from_be_bytes);
+    let high_water = stored_u64(dedupe.get(committer::DEDUPE_HIGH_WATER)?);
     let cutoff = now_ms.saturating_sub(millis(config.dedupe_window));
     let mut batch = sled::Batch::default();
     let mut last = None;
@@ -975,10 +979,10 @@ fn rebuild_dedupe(
         let accepted_at = records::event_accepted_at(value)?;
         if accepted_at >= cutoff {
             let stored = records::decode_event(EventSeq(seq), value)?;
-            let mut entry = [0u8; 16];
-            entry[..8].copy_from_slice(&seq.to_be_bytes());
-            entry[8..].copy_from_slice(&accepted_at.to_be_bytes());
-            batch.insert(&dedupe_key(&stored.event.source, &stored.event.id), &entry);
+            batch.insert(
+                &dedupe_key(&stored.event.source, &stored.event.id),
+                &records::dedupe_entry(EventSeq(seq), accepted_at),
+            );
         }
         Ok(true)
     })?;

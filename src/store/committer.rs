@@ -183,10 +183,7 @@ impl Committer {
             }
             let seq = EventSeq(*next_seq + staged.len() as u64);
             let record = encode_event(job.now_ms, &new.subscribers, &new.event)?;
-            let mut dedupe_value = [0u8; 16];
-            dedupe_value[..8].copy_from_slice(&seq.0.to_be_bytes());
-            dedupe_value[8..].copy_from_slice(&job.now_ms.to_be_bytes());
-            staged.push((seq, record, key, dedupe_value));
+            staged.push((seq, record, key, records::dedupe_entry(seq, job.now_ms)));
             accepted.push(Accepted::Stored {
                 seq,
                 subscribers: new.subscribers.len(),
@@ -210,11 +207,9 @@ impl Committer {
         let Some(value) = self.dedupe.get(key)? else {
             return Ok(None);
         };
-        if value.len() != 16 {
+        let Some((seq, at)) = records::parse_dedupe_entry(&value) else {
             return Ok(None);
-        }
-        let seq = EventSeq(u64::from_be_bytes(value[..8].try_into().expect("8 bytes")));
-        let at = u64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
+        };
         if now_ms.saturating_sub(at) >= self.dedupe_window_ms {
             return Ok(None);
         }

@@ -89,6 +89,21 @@ pub fn decode_event(seq: EventSeq, bytes: &[u8]) -> Result<StoredEvent, StoreErr
     })
 }
 
+/// A dedupe entry's value: the `seq` of the event and when it was accepted.
+pub fn dedupe_entry(seq: EventSeq, accepted_at_ms: u64) -> [u8; 16] {
+    let mut entry = [0u8; 16];
+    entry[..8].copy_from_slice(&seq.0.to_be_bytes());
+    entry[8..].copy_from_slice(&accepted_at_ms.to_be_bytes());
+    entry
+}
+
+/// The `seq` and accept time in a dedupe entry, unless it has another layout.
+pub fn parse_dedupe_entry(value: &[u8]) -> Option<(EventSeq, u64)> {
+    let seq = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+    let at = u64::from_be_bytes(value.get(8..)?.try_into().ok()?);
+    Some((EventSeq(seq), at))
+}
+
 /// Retry state of a delivery that failed at least once (or was parked by a 410).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryState {

@@ -433,13 +433,13 @@ async fn a_dedupe_entry_without_its_event_swallows_nothing() {
         .accept(vec![new("/s", "other", &[1])], now)
         .await
         .unwrap();
-    let mut stale = [0u8; 16];
-    stale[..8].copy_from_slice(&1u64.to_be_bytes());
-    stale[8..].copy_from_slice(&now.to_be_bytes());
     store
         .inner
         .dedupe
-        .insert(dedupe_key("/s", "lost"), &stale)
+        .insert(
+            dedupe_key("/s", "lost"),
+            &records::dedupe_entry(EventSeq(1), now),
+        )
         .unwrap();
     let outcome = store
         .accept(vec![new("/s", "lost", &[1])], now)
