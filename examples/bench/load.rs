@@ -14,6 +14,8 @@ use crate::receiver::now_ns;
 pub struct LoadResult {
     pub accepted: u64,
     pub failed: u64,
+    /// Why the first failed request failed.
+    pub first_failure: Option<String>,
     pub elapsed: Duration,
     pub ack_latency: Histogram<u64>,
 }
@@ -42,7 +44,11 @@ pub struct Load {
     pub batch: usize,
     /// Distinguishes event ids between runs.
     pub run: String,
+    pub first_failure: Mutex<Option<String>>,
 }
+
+/// Most requests an open loop has in flight.
+pub const OPEN_LOOP_CONNECTIONS: usize = 512;
 
 /// Holds a closed loop back while too many accepted deliveries have not arrived yet, so that it
 /// measures the rate the router sustains end to end (ingest and delivery on one CPU) instead of
@@ -84,8 +90,13 @@ pub fn event_body(id: &str, size: usize, sent_ns: u64) -> String {
 }
 
 impl Load {
-    /// Sends one request (of `batch` events, ids `id`, `id.1`, ...); whether it was accepted.
-    async fn send(&self, id: &str, sent_ns: u64) -> bool {
+    fn failed(&self, failed: &AtomicU64, why: String) {
+        failed.fetch_add(1, Ordering::Relaxed);
+        self.first_failure.lock().unwrap().get_or_insert(why);
+    }
+
+    /// Sends one request (of `batch` events, ids `id`, `id.1`, ...); why, unless it was accepted.
+    async fn send(&self, id: &str, sent_ns: u64) -> Result<(), String> {
         let (content_type, body) = if self.batch <= 1 {
             (
                 "application/cloudevents+json",
@@ -108,8 +119,9 @@ impl Load {
             .send()
             .await
         {
-            Ok(response) => response.status().as_u16() == 202,
-            Err(_) => false,
+            Ok(response) if response.status().as_u16() == 202 => Ok(()),
+            Ok(response) => Err(format!("answered {}", response.status())),
+            Err(error) => Err(format!("{error:?}")),
         }
     }
 
@@ -151,11 +163,12 @@ impl Load {
                     sequence += 1;
                     let begin = Instant::now();
                     let id = format!("{}-{worker}-{sequence}", load.run);
-                    if load.send(&id, now_ns()).await {
-                        accepted.fetch_add(load.batch.max(1) as u64, Ordering::Relaxed);
-                        let _ = local.record((begin.elapsed().as_nanos() as u64).max(1_000));
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    match load.send(&id, now_ns()).await {
+                        Ok(()) => {
+                            accepted.fetch_add(load.batch.max(1) as u64, Ordering::Relaxed);
+                            let _ = local.record((begin.elapsed().as_nanos() as u64).max(1_000));
+                        }
+                        Err(why) => load.failed(&failed, why),
                     }
                 }
                 latency.lock().unwrap().add(&local).unwrap();
@@ -169,13 +182,18 @@ impl Load {
         LoadResult {
             accepted: accepted.load(Ordering::SeqCst),
             failed: failed.load(Ordering::SeqCst),
+            first_failure: self.first_failure.lock().unwrap().clone(),
             elapsed,
             ack_latency,
         }
     }
 
-    /// A fixed arrival rate for `duration`; latency counts from each request's due time.
+    /// A fixed arrival rate for `duration`; latency counts from each request's due time. At most
+    /// [`OPEN_LOOP_CONNECTIONS`] requests are in flight (as wrk2 holds a fixed set of
+    /// connections), so a stall of the router queues requests here, each still timed from when
+    /// it was due, instead of opening thousands of connections.
     pub async fn open_loop(self: &Arc<Self>, rate: f64, duration: Duration) -> LoadResult {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTIONS));
         let accepted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let latency = Arc::new(Mutex::new(histogram()));
@@ -191,24 +209,27 @@ impl Load {
             let now = started.elapsed();
             while index < total && interval * index as u32 <= now {
                 let due = interval * index as u32;
-                let (load, accepted, failed, latency) = (
+                let (load, accepted, failed, latency, in_flight) = (
                     Arc::clone(self),
                     Arc::clone(&accepted),
                     Arc::clone(&failed),
                     Arc::clone(&latency),
+                    Arc::clone(&in_flight),
                 );
                 let id = format!("{}-o-{index}", self.run);
                 let sent_ns = epoch_at_start + due.as_nanos() as u64;
                 tasks.spawn(async move {
-                    if load.send(&id, sent_ns).await {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                        let took = started.elapsed().saturating_sub(due);
-                        let _ = latency
-                            .lock()
-                            .unwrap()
-                            .record((took.as_nanos() as u64).max(1_000));
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    let _permit = in_flight.acquire().await.expect("never closed");
+                    match load.send(&id, sent_ns).await {
+                        Ok(()) => {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                            let took = started.elapsed().saturating_sub(due);
+                            let _ = latency
+                                .lock()
+                                .unwrap()
+                                .record((took.as_nanos() as u64).max(1_000));
+                        }
+                        Err(why) => load.failed(&failed, why),
                     }
                 });
                 index += 1;
@@ -222,6 +243,7 @@ impl Load {
         LoadResult {
             accepted: accepted.load(Ordering::SeqCst),
             failed: failed.load(Ordering::SeqCst),
+            first_failure: self.first_failure.lock().unwrap().clone(),
             elapsed,
             ack_latency,
         }

@@ -246,6 +246,7 @@ impl Bench {
             size,
             batch,
             run: format!("r{run}-{}", receiver::now_ns() % 1_000_000),
+            first_failure: std::sync::Mutex::new(None),
         })
     }
 
@@ -454,7 +455,14 @@ impl Bench {
                 p99_half.push(open.ack_ms(0.99));
                 b2_p99.push(self.b2_open_p99(closed.rate() * 0.5, size).await?);
                 if closed.failed + open.failed > 0 {
-                    bail!("ingest: {} requests failed", closed.failed + open.failed);
+                    bail!(
+                        "ingest: {} requests failed, the first: {}",
+                        closed.failed + open.failed,
+                        closed
+                            .first_failure
+                            .or(open.first_failure)
+                            .unwrap_or_default()
+                    );
                 }
                 if run + 1 == self.args.runs {
                     // Correctness on the last run: release the subscribers, everything arrives.
@@ -768,6 +776,7 @@ impl Bench {
             .await?;
         let duplicates = (self.receiver.requests() - before).saturating_sub(ingest.accepted);
         let disk_after = router::dir_size(&data);
+        let log_after = router::dir_size(&data.join("log"));
         let rss_drain = router.rss();
         router.stop();
         self.report.backlog(report::Backlog {
@@ -779,6 +788,7 @@ impl Bench {
             rss_drain,
             disk_during,
             disk_after,
+            log_after,
             logical,
             time_to_listen,
             first_delivery,

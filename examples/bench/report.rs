@@ -97,6 +97,8 @@ pub struct Backlog {
     pub rss_drain: u64,
     pub disk_during: u64,
     pub disk_after: u64,
+    /// Of `disk_after`, the event log's files.
+    pub log_after: u64,
     pub logical: u64,
     pub time_to_listen: Duration,
     pub first_delivery: Duration,
@@ -429,6 +431,20 @@ impl Report {
                     "<= 1.1x: {}",
                     verdict(ratio(backlog.disk_after, backlog.logical) <= 1.1)
                 ),
+            ),
+            (
+                "of it the event log / sled",
+                format!(
+                    "{} ({:.2}x) / {} ({:.2}x)",
+                    mib(backlog.log_after),
+                    ratio(backlog.log_after, backlog.logical),
+                    mib(backlog.disk_after.saturating_sub(backlog.log_after)),
+                    ratio(
+                        backlog.disk_after.saturating_sub(backlog.log_after),
+                        backlog.logical
+                    )
+                ),
+                String::new(),
             ),
             (
                 "restart after SIGKILL: time to listening",
