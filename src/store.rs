@@ -9,6 +9,8 @@
 //! - `deliveries`: per subscriber a cursor (`c`), retry states (`r`), the retry schedule (`s`),
 //!   dead letters (`d`) and the dead-letter forwarding outbox (`o`);
 //! - `attempts`: (`seq`, subscriber, attempt) → what happened;
+//! - `delivered`: (subscriber, first seq) → a group of first attempts that succeeded, about 8
+//!   bytes each (see [`records::Delivered`]): most attempts, kept without a record of their own;
 //! - `meta`: subscriber name → id, disabled subscribers.
 //!
 //! A delivery that has never failed has no record of its own: each subscriber's dispatcher reads
@@ -38,7 +40,7 @@ use crate::ids::{EventSeq, SubscriberId};
 pub use admin::{DeliveryState, Pending};
 pub use committer::dedupe_key;
 use records::keys;
-pub use records::{AttemptRecord, DeadLetter, RetryState, StoredEvent};
+pub use records::{AttemptRecord, DeadLetter, Delivered, RetryState, StoredEvent};
 
 /// Errors of the store. Any of them means the operation did not happen (or, for a commit, that
 /// nothing of it was acknowledged).
@@ -95,6 +97,7 @@ struct Inner {
     dedupe: sled::Tree,
     deliveries: sled::Tree,
     attempts: sled::Tree,
+    delivered: sled::Tree,
     meta: sled::Tree,
     jobs: mpsc::Sender<committer::Job>,
     committed: watch::Receiver<EventSeq>,
@@ -150,6 +153,7 @@ impl Store {
         let dedupe = db.open_tree("dedupe")?;
         let deliveries = db.open_tree("deliveries")?;
         let attempts = db.open_tree("attempts")?;
+        let delivered = db.open_tree("delivered")?;
         let meta = db.open_tree("meta")?;
 
         // New events take seqs past everything the rest of the store knows of: events kept in
@@ -196,6 +200,7 @@ impl Store {
                 dedupe,
                 deliveries,
                 attempts,
+                delivered,
                 meta,
                 jobs,
                 committed,
@@ -455,6 +460,58 @@ impl Store {
         Ok(span)
     }
 
+    /// The seqs from `from` on that have an attempt recorded for `subscriber` (in the attempts
+    /// tree or a delivered group): after a restart, what a dispatcher finds past its cursor
+    /// that an earlier run already attempted. `None` when more than `limit` records would have
+    /// to be looked at (the caller then assumes any seq may have history).
+    ///
+    /// # Errors
+    /// A store read failed or a record is corrupt.
+    pub fn attempted_from(
+        &self,
+        subscriber: SubscriberId,
+        from: EventSeq,
+        limit: usize,
+    ) -> Result<Option<std::collections::BTreeSet<EventSeq>>, StoreError> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut looked = 0usize;
+        for key in self.inner.attempts.range(keys::seq(from)..).keys() {
+            let key = key?;
+            looked += 1;
+            if looked > limit {
+                return Ok(None);
+            }
+            let seq = key.get(..8).map(parse_seq).transpose()?;
+            let owner = key.get(8..12).and_then(|bytes| bytes.try_into().ok());
+            if let (Some(seq), Some(owner)) = (seq, owner) {
+                if SubscriberId(u32::from_be_bytes(owner)) == subscriber {
+                    found.insert(seq);
+                }
+            }
+        }
+        let lowest = EventSeq(from.0.saturating_sub(records::DELIVERED_GROUP_SPAN));
+        let groups = self.inner.delivered.range(
+            keys::delivered(subscriber, lowest)..=keys::delivered(subscriber, EventSeq(u64::MAX)),
+        );
+        for entry in groups {
+            let (key, value) = entry?;
+            let (_, first) = keys::parse_delivered(&key)
+                .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+            let entries = records::delivered_entries(first, &value)?;
+            looked += entries.len();
+            if looked > limit {
+                return Ok(None);
+            }
+            found.extend(
+                entries
+                    .iter()
+                    .map(|entry| entry.seq)
+                    .filter(|seq| *seq >= from),
+            );
+        }
+        Ok(Some(found))
+    }
+
     /// Retries of `subscriber` due at `now_ms`, oldest first, skipping `skip`.
     ///
     /// # Errors
@@ -683,22 +740,34 @@ impl Store {
         attempt: &AttemptRecord,
         history: bool,
     ) -> Result<(), StoreError> {
-        // Numbers start at 1 and have no gaps: without attempt 1 there is no history, and a
-        // point lookup is far cheaper than sled's backward iteration.
+        // Numbers start at 1 and have no gaps: without the first number there is no history,
+        // and a point lookup is far cheaper than sled's backward iteration. Attempt 1 may be a
+        // first success kept in a delivered group; the attempts tree then goes on from 2.
         let mut last = 0;
-        if history
-            && self
+        if history {
+            let mut first_here = 1;
+            if !self
                 .inner
                 .attempts
                 .contains_key(keys::attempt(seq, subscriber, 1))?
-        {
-            let prefix = keys::attempt_prefix(seq, subscriber);
-            if let Some(entry) = self.inner.attempts.scan_prefix(prefix).next_back() {
-                let (key, _) = entry?;
-                last = key
-                    .get(12..16)
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .map_or(0, u32::from_be_bytes);
+                && self.delivered_attempt(subscriber, seq)?.is_some()
+            {
+                last = 1;
+                first_here = 2;
+            }
+            if self
+                .inner
+                .attempts
+                .contains_key(keys::attempt(seq, subscriber, first_here))?
+            {
+                let prefix = keys::attempt_prefix(seq, subscriber);
+                if let Some(entry) = self.inner.attempts.scan_prefix(prefix).next_back() {
+                    let (key, _) = entry?;
+                    last = key
+                        .get(12..16)
+                        .and_then(|bytes| bytes.try_into().ok())
+                        .map_or(last, u32::from_be_bytes);
+                }
             }
         }
         self.inner.attempts.insert(
@@ -706,6 +775,47 @@ impl Store {
             records::encode(attempt)?,
         )?;
         Ok(())
+    }
+
+    /// Records first attempts that succeeded (each the first attempt ever of its delivery, as
+    /// [`Store::record_attempt`] without `history`), in compact groups: one sled write for all
+    /// of them instead of one record each.
+    ///
+    /// # Errors
+    /// A store write failed.
+    pub fn record_delivered(
+        &self,
+        subscriber: SubscriberId,
+        delivered: &mut [records::Delivered],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (first, value) in records::delivered_groups(delivered)? {
+            batch.insert(&keys::delivered(subscriber, first), value);
+        }
+        self.inner.delivered.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The first attempt at `seq` if it is kept in a delivered group.
+    fn delivered_attempt(
+        &self,
+        subscriber: SubscriberId,
+        seq: EventSeq,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let lowest = EventSeq(seq.0.saturating_sub(records::DELIVERED_GROUP_SPAN));
+        let groups = self
+            .inner
+            .delivered
+            .range(keys::delivered(subscriber, lowest)..=keys::delivered(subscriber, seq));
+        for entry in groups.rev() {
+            let (key, value) = entry?;
+            let (_, first) = keys::parse_delivered(&key)
+                .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+            if let Some(found) = records::find_delivered(first, &value, seq)? {
+                return Ok(Some(found.attempt()));
+            }
+        }
+        Ok(None)
     }
 
     /// Every attempt of one delivery, in order.
@@ -717,11 +827,18 @@ impl Store {
         subscriber: SubscriberId,
         seq: EventSeq,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.inner
+        let mut attempts: Vec<AttemptRecord> = self
+            .delivered_attempt(subscriber, seq)?
+            .into_iter()
+            .collect();
+        for entry in self
+            .inner
             .attempts
             .scan_prefix(keys::attempt_prefix(seq, subscriber))
-            .map(|entry| records::decode_attempt(&entry?.1))
-            .collect()
+        {
+            attempts.push(records::decode_attempt(&entry?.1)?);
+        }
+        Ok(attempts)
     }
 
     /// Marks a subscriber disabled (`Some(reason)`) or enabled (`None`); survives restarts.
@@ -742,10 +859,6 @@ impl Store {
         Ok(())
     }
 
-    /// Why a subscriber is disabled, if it is.
-    ///
-    /// # Errors
-    /// A store read failed.
     /// Records since when a subscriber has failed without a success in between (`None`: it is
     /// not failing), so that `disable_after` counts across restarts.
     ///
@@ -777,6 +890,10 @@ impl Store {
         }))
     }
 
+    /// Why a subscriber is disabled, if it is.
+    ///
+    /// # Errors
+    /// A store read failed.
     pub fn disabled(&self, subscriber: SubscriberId) -> Result<Option<String>, StoreError> {
         let key = format!("{META_DISABLED}{}", subscriber.0);
         Ok(self
@@ -891,7 +1008,39 @@ impl Store {
             self.inner.db.flush()?;
             self.inner.log.purge_before(new_start)?;
         }
+        // Delivered groups whose events are all gone.
+        let kept_from = match self.inner.events.first()? {
+            Some((key, _)) => parse_seq(&key)?.0,
+            None => u64::MAX,
+        };
+        self.purge_delivered(EventSeq(new_start.min(kept_from)))?;
         Ok(removed)
+    }
+
+    /// Removes every delivered group that holds only seqs below `bound`.
+    fn purge_delivered(&self, bound: EventSeq) -> Result<(), StoreError> {
+        let delivered = &self.inner.delivered;
+        let mut from = keys::delivered(SubscriberId(0), EventSeq(0));
+        while let Some(entry) = delivered.range(from..).next() {
+            let (key, _) = entry?;
+            let (subscriber, _) = keys::parse_delivered(&key)
+                .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+            let below =
+                keys::delivered(subscriber, EventSeq(0))..keys::delivered(subscriber, bound);
+            for entry in delivered.range(below) {
+                let (key, value) = entry?;
+                let (_, first) = keys::parse_delivered(&key)
+                    .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+                if records::delivered_group_last(first, &value)? < bound {
+                    delivered.remove(key)?;
+                }
+            }
+            let Some(next) = subscriber.0.checked_add(1) else {
+                break;
+            };
+            from = keys::delivered(SubscriberId(next), EventSeq(0));
+        }
+        Ok(())
     }
 
     /// Flushes everything to disk.

@@ -43,6 +43,9 @@ const SCAN_LIMIT: usize = 4096;
 /// may re-deliver what finished since the last flush), and one write per finished attempt cost
 /// a tenth of the delivery path.
 const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(20);
+/// Most attempt records a starting dispatcher looks at to learn which events past its cursor
+/// an earlier run attempted (past it, any event is assumed to have been).
+const ATTEMPTED_SCAN_LIMIT: usize = 65_536;
 /// Pause after a store error before trying again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -158,12 +161,19 @@ pub struct Dispatcher {
     fresh_in_flight: BTreeSet<EventSeq>,
     retries_in_flight: HashSet<EventSeq>,
     persisted_cursor: EventSeq,
+    /// First attempts that succeeded and are not recorded yet: written as one compact group
+    /// with the next cursor write, and always before it (a cursor past a delivery means its
+    /// attempt is recorded; a crash before both sends it again, as any delivery in flight).
+    delivered: Vec<store::Delivered>,
     /// When the cursor was last written, and when a newer one is due to be (if it moved since).
     cursor_written_at: tokio::time::Instant,
     cursor_due: Option<tokio::time::Instant>,
     /// Log positions up to here may already have a retry or dead-letter record (from before a
     /// restart); newer ones cannot, so they skip that lookup.
     recovered_upto: EventSeq,
+    /// Of those, the ones past the cursor that an earlier run attempted (`None`: too many to
+    /// list, so all of them may have been): the others' first attempt here is attempt 1.
+    attempted: Option<BTreeSet<EventSeq>>,
     /// The seqs that had such a record at start (lowest, highest): outside it, none has one.
     record_span: Option<(EventSeq, EventSeq)>,
     /// The rate limit and the circuit breaker of the policy in force.
@@ -205,6 +215,9 @@ impl Dispatcher {
         }
         let recovered_upto = *context.store.committed().borrow();
         let record_span = context.store.delivery_record_span(context.id)?;
+        let attempted = context
+            .store
+            .attempted_from(context.id, cursor, ATTEMPTED_SCAN_LIMIT)?;
         let order = match &context.control.config().ordering {
             Some(attribute) => {
                 // Deliveries waiting for a retry hold their keys from the start.
@@ -230,9 +243,11 @@ impl Dispatcher {
             fresh_in_flight: BTreeSet::new(),
             retries_in_flight: HashSet::new(),
             persisted_cursor: cursor,
+            delivered: Vec::new(),
             cursor_written_at: tokio::time::Instant::now(),
             cursor_due: None,
             recovered_upto,
+            attempted,
             record_span,
             bucket: None,
             breaker: None,
@@ -655,10 +670,21 @@ impl Dispatcher {
         let control = &context.control;
         let config = control.config();
         let attempts = job.retry.as_ref().map_or(0, |retry| retry.attempts) + 1;
-        // A first attempt at an event committed after this dispatcher started cannot have any
-        // history: it is attempt 1, without looking for the last number recorded.
-        let history = job.retry.is_some() || job.seq <= self.recovered_upto;
-        store.record_attempt(context.id, job.seq, attempt, history)?;
+        // A first attempt at an event committed after this dispatcher started, or at one from
+        // before that no earlier run attempted, cannot have any history: it is attempt 1,
+        // without looking for the last number recorded.
+        let history = job.retry.is_some()
+            || (job.seq <= self.recovered_upto
+                && self
+                    .attempted
+                    .as_mut()
+                    .is_none_or(|attempted| attempted.remove(&job.seq)));
+        match store::Delivered::of(job.seq, attempt) {
+            Some(delivered) if !history && matches!(outcome, Outcome::Success { .. }) => {
+                self.delivered.push(delivered);
+            }
+            _ => store.record_attempt(context.id, job.seq, attempt, history)?,
+        }
         control.attempted(Attempted {
             at_ms: attempt.at_ms,
             event_id: job.event.id.clone(),
@@ -801,7 +827,7 @@ impl Dispatcher {
 
     fn write_cursor(&mut self, now: bool) {
         let cursor = self.cursor();
-        if cursor == self.persisted_cursor {
+        if cursor == self.persisted_cursor && self.delivered.is_empty() {
             self.cursor_due = None;
             return;
         }
@@ -812,7 +838,19 @@ impl Dispatcher {
             self.cursor_due = Some(due);
             return;
         }
-        match self.context.store.set_cursor(self.context.id, cursor) {
+        let written = self
+            .context
+            .store
+            .record_delivered(self.context.id, &mut self.delivered)
+            .and_then(|()| {
+                self.delivered.clear();
+                if cursor == self.persisted_cursor {
+                    Ok(())
+                } else {
+                    self.context.store.set_cursor(self.context.id, cursor)
+                }
+            });
+        match written {
             Ok(()) => {
                 self.persisted_cursor = cursor;
                 self.cursor_written_at = tokio::time::Instant::now();

@@ -168,6 +168,144 @@ pub fn decode_attempt(bytes: &[u8]) -> Result<AttemptRecord, StoreError> {
     })
 }
 
+/// Most seqs one delivered group spans (`last - first`), so that the groups that can hold a
+/// seq are those whose first seq lies at most this far below it.
+pub const DELIVERED_GROUP_SPAN: u64 = 4096;
+const DELIVERED_GROUP_VERSION: u8 = 1;
+
+/// A first attempt that succeeded, with nothing more to tell than its status and timing: the
+/// common case, which is kept in a compact group of its kind instead of a record of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub seq: EventSeq,
+    pub at_ms: u64,
+    pub status: u16,
+    pub latency_us: u64,
+}
+
+impl Delivered {
+    /// `attempt` at `seq` as a delivered-group entry, if it is a plain success.
+    pub fn of(seq: EventSeq, attempt: &AttemptRecord) -> Option<Delivered> {
+        let plain = attempt.error.is_none()
+            && attempt.response_excerpt.is_none()
+            && attempt.response_headers.is_empty();
+        let status = attempt.status.filter(|_| plain)?;
+        Some(Delivered {
+            seq,
+            at_ms: attempt.at_ms,
+            status,
+            latency_us: attempt.latency_us,
+        })
+    }
+
+    pub fn attempt(&self) -> AttemptRecord {
+        AttemptRecord {
+            at_ms: self.at_ms,
+            status: Some(self.status),
+            error: None,
+            latency_us: self.latency_us,
+            response_excerpt: None,
+            response_headers: Vec::new(),
+        }
+    }
+}
+
+/// A delivered group's value after its version byte: seqs and times as deltas (postcard
+/// writes them as varints), about 8 bytes an entry.
+#[derive(Serialize, Deserialize)]
+struct DeliveredGroup {
+    /// `last seq - first seq`; the first seq is in the key.
+    span: u64,
+    /// The earliest `at_ms`; entries hold theirs as the distance from it.
+    base_ms: u64,
+    /// (seq - previous seq, at_ms - base_ms, status, latency_us), in seq order.
+    entries: Vec<(u64, u64, u16, u64)>,
+}
+
+/// Splits `delivered` (any order) into groups of at most [`DELIVERED_GROUP_SPAN`] seqs:
+/// (first seq, value) pairs.
+pub fn delivered_groups(
+    delivered: &mut [Delivered],
+) -> Result<Vec<(EventSeq, Vec<u8>)>, StoreError> {
+    delivered.sort_unstable_by_key(|entry| entry.seq);
+    let mut groups = Vec::new();
+    let mut rest = &delivered[..];
+    while let Some(first) = rest.first() {
+        let len = rest.partition_point(|entry| entry.seq.0 - first.seq.0 <= DELIVERED_GROUP_SPAN);
+        let (group, tail) = rest.split_at(len);
+        let base_ms = group.iter().map(|entry| entry.at_ms).min().unwrap_or(0);
+        let mut previous = first.seq.0;
+        let entries = group
+            .iter()
+            .map(|entry| {
+                let delta = entry.seq.0 - previous;
+                previous = entry.seq.0;
+                (delta, entry.at_ms - base_ms, entry.status, entry.latency_us)
+            })
+            .collect();
+        let value = DeliveredGroup {
+            span: previous - first.seq.0,
+            base_ms,
+            entries,
+        };
+        let mut bytes = vec![DELIVERED_GROUP_VERSION];
+        postcard::to_io(&value, &mut bytes)
+            .map_err(|error| StoreError::Corrupt(format!("cannot encode record: {error}")))?;
+        groups.push((first.seq, bytes));
+        rest = tail;
+    }
+    Ok(groups)
+}
+
+fn delivered_group(bytes: &[u8]) -> Result<DeliveredGroup, StoreError> {
+    match bytes.split_first() {
+        Some((&DELIVERED_GROUP_VERSION, rest)) => decode(rest),
+        _ => Err(StoreError::Corrupt(
+            "delivered group has an unknown layout".into(),
+        )),
+    }
+}
+
+/// The last seq of the delivered group that starts at `first`.
+pub fn delivered_group_last(first: EventSeq, bytes: &[u8]) -> Result<EventSeq, StoreError> {
+    Ok(EventSeq(first.0 + delivered_group(bytes)?.span))
+}
+
+/// The entries of the delivered group that starts at `first`, in seq order.
+pub fn delivered_entries(first: EventSeq, bytes: &[u8]) -> Result<Vec<Delivered>, StoreError> {
+    let group = delivered_group(bytes)?;
+    let mut seq = first.0;
+    Ok(group
+        .entries
+        .into_iter()
+        .map(|(delta, at_ms, status, latency_us)| {
+            seq += delta;
+            Delivered {
+                seq: EventSeq(seq),
+                at_ms: group.base_ms + at_ms,
+                status,
+                latency_us,
+            }
+        })
+        .collect())
+}
+
+/// The entry for `seq` in the delivered group that starts at `first`, if it holds one.
+pub fn find_delivered(
+    first: EventSeq,
+    bytes: &[u8],
+    seq: EventSeq,
+) -> Result<Option<Delivered>, StoreError> {
+    if seq < first {
+        return Ok(None);
+    }
+    let entries = delivered_entries(first, bytes)?;
+    Ok(entries
+        .binary_search_by_key(&seq, |entry| entry.seq)
+        .ok()
+        .map(|index| entries[index]))
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(value)
         .map_err(|error| StoreError::Corrupt(format!("cannot encode record: {error}")))
@@ -236,6 +374,21 @@ pub mod keys {
         prefix[..8].copy_from_slice(&seq.0.to_be_bytes());
         prefix[8..].copy_from_slice(&subscriber.0.to_be_bytes());
         prefix
+    }
+
+    /// `subscriber | first seq` in the delivered tree.
+    pub fn delivered(subscriber: SubscriberId, first: EventSeq) -> [u8; 12] {
+        let mut key = [0; 12];
+        key[..4].copy_from_slice(&subscriber.0.to_be_bytes());
+        key[4..].copy_from_slice(&first.0.to_be_bytes());
+        key
+    }
+
+    /// Splits a delivered-tree key.
+    pub fn parse_delivered(key: &[u8]) -> Option<(SubscriberId, EventSeq)> {
+        let subscriber = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
+        let first = u64::from_be_bytes(key.get(4..12)?.try_into().ok()?);
+        Some((SubscriberId(subscriber), EventSeq(first)))
     }
 
     /// `seq | subscriber | attempt` in the attempts tree.

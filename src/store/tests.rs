@@ -505,3 +505,115 @@ async fn purging_the_log_keeps_what_a_retry_needs() {
         }]
     );
 }
+
+/// First successes are kept in compact groups: found again by seq (groups may overlap, a
+/// group spans at most `DELIVERED_GROUP_SPAN` seqs), numbered 1 before later attempts, per
+/// subscriber, and purged only when none of their seqs is left.
+#[tokio::test]
+async fn first_successes_are_kept_in_compact_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let success = |seq: u64, status: u16| Delivered {
+        seq: EventSeq(seq),
+        at_ms: 1_000 + seq,
+        status,
+        latency_us: 300 + seq,
+    };
+    let statuses = |store: &Store, subscriber: SubscriberId, seq: u64| -> Vec<Option<u16>> {
+        store
+            .attempts(subscriber, EventSeq(seq))
+            .unwrap()
+            .into_iter()
+            .map(|attempt| attempt.status)
+            .collect()
+    };
+    {
+        let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
+        let ids = store.register_subscribers(["erp", "pim"]).unwrap();
+        let (erp, pim) = (ids["erp"], ids["pim"]);
+        // Out of order, and one seq too far from the rest for their group.
+        let mut first = vec![
+            success(9, 200),
+            success(3, 201),
+            success(5_003, 202),
+            success(20, 200),
+            success(5, 204),
+        ];
+        store.record_delivered(erp, &mut first).unwrap();
+        // A later group overlapping the first one's span.
+        store
+            .record_delivered(erp, &mut [success(6, 200), success(4, 200)])
+            .unwrap();
+        store.record_delivered(pim, &mut [success(9, 299)]).unwrap();
+
+        let found = store.attempts(erp, EventSeq(5)).unwrap();
+        assert_eq!(found, vec![success(5, 204).attempt()]);
+        assert_eq!(found[0].latency_us, 305);
+        for (seq, status) in [(3, 201), (4, 200), (6, 200), (9, 200), (5_003, 202)] {
+            assert_eq!(statuses(&store, erp, seq), [Some(status)], "seq {seq}");
+        }
+        for seq in [1, 7, 21, 4_000, 5_004] {
+            assert!(statuses(&store, erp, seq).is_empty(), "seq {seq}");
+        }
+        assert_eq!(statuses(&store, pim, 9), [Some(299)]);
+        assert!(statuses(&store, pim, 3).is_empty());
+
+        // A replay or a repeat after a crash goes on from the grouped attempt 1.
+        let failed = |status| AttemptRecord {
+            at_ms: 9_000,
+            status: Some(status),
+            error: None,
+            latency_us: 5,
+            response_excerpt: None,
+            response_headers: Vec::new(),
+        };
+        store
+            .record_attempt(erp, EventSeq(5), &failed(500), true)
+            .unwrap();
+        store
+            .record_attempt(erp, EventSeq(5), &failed(503), true)
+            .unwrap();
+        assert_eq!(statuses(&store, erp, 5), [Some(204), Some(500), Some(503)]);
+
+        // What a dispatcher starting at cursor 5 learns was attempted before.
+        store
+            .record_attempt(pim, EventSeq(7), &failed(500), false)
+            .unwrap();
+        let attempted = store
+            .attempted_from(erp, EventSeq(5), 100)
+            .unwrap()
+            .unwrap();
+        let seqs: Vec<u64> = attempted.iter().map(|seq| seq.0).collect();
+        assert_eq!(seqs, [5, 6, 9, 20, 5_003]);
+        assert_eq!(
+            store.attempted_from(erp, EventSeq(5), 3).unwrap(),
+            None,
+            "over the limit"
+        );
+
+        // Only groups with every seq below the bound go.
+        store.purge_delivered(EventSeq(10)).unwrap();
+        assert!(statuses(&store, erp, 4).is_empty(), "the group of 4 and 6");
+        assert_eq!(
+            statuses(&store, erp, 3),
+            [Some(201)],
+            "the group spans to 20"
+        );
+        assert!(
+            statuses(&store, pim, 9).is_empty(),
+            "each subscriber's groups"
+        );
+        assert_eq!(statuses(&store, erp, 5_003), [Some(202)]);
+        store.purge_delivered(EventSeq(21)).unwrap();
+        assert!(statuses(&store, erp, 3).is_empty());
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
+    let erp = store.register_subscribers(["erp"]).unwrap()["erp"];
+    assert_eq!(statuses(&store, erp, 5_003), [Some(202)], "after reopening");
+
+    // Compact: a thousand consecutive first successes take under 12 bytes each.
+    let mut many: Vec<Delivered> = (1..=1_000).map(|seq| success(seq, 200)).collect();
+    let groups = records::delivered_groups(&mut many).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert!(groups[0].1.len() < 12_000, "{} bytes", groups[0].1.len());
+}

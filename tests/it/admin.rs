@@ -598,6 +598,26 @@ async fn the_archive_is_searchable_and_replays_a_time_range() {
     let (status, done) = router.admin_post("/api/v1/replay", TOKEN, body).await;
     assert_eq!((status, done["queued"].as_u64()), (200, Some(3)));
     let got = erp.wait_for(6).await;
+    // The event view lists the first attempt (a first success, kept in a compact group) and
+    // then the replay's, numbered after it.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let statuses = loop {
+        let view = router
+            .admin_get("/api/v1/events/a-1?source=/shop/eu", TOKEN)
+            .await;
+        let attempts = view["deliveries"][0]["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if attempts.len() >= 2 || std::time::Instant::now() > deadline {
+            break attempts
+                .iter()
+                .map(|attempt| (attempt["number"].as_u64(), attempt["status"].as_u64()))
+                .collect::<Vec<_>>();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(statuses, [(Some(1), Some(200)), (Some(2), Some(200))]);
     let mut original: Vec<&str> = first
         .iter()
         .map(|received| received.header("webhook-id").unwrap())
