@@ -5,7 +5,7 @@
 //! - `events`: `seq` → event record, for the few events kept outside the log: one a retry still
 //!   needs after its segment is purged, a replayed dead letter's copy, and what fanout versions
 //!   before the log stored here (see [`Store::record`]);
-//! - `dedupe`: hash(`source`, `id`) → (`seq`, accepted at), for the dedupe window;
+//! - `dedupe`: hash(`source`, `id`) → `seq`, for the dedupe window;
 //! - `deliveries`: per subscriber a cursor (`c`), retry states (`r`), the retry schedule (`s`),
 //!   dead letters (`d`) and the dead-letter forwarding outbox (`o`);
 //! - `attempts`: (`seq`, subscriber, attempt) → what happened;
@@ -1130,7 +1130,7 @@ fn rebuild_dedupe(
             let stored = records::decode_event(EventSeq(seq), value)?;
             batch.insert(
                 &dedupe_key(&stored.event.source, &stored.event.id),
-                &records::dedupe_entry(EventSeq(seq), accepted_at),
+                &records::dedupe_entry(EventSeq(seq)),
             );
         }
         Ok(true)

@@ -183,7 +183,7 @@ impl Committer {
             }
             let seq = EventSeq(*next_seq + staged.len() as u64);
             let record = encode_event(job.now_ms, &new.subscribers, &new.event)?;
-            staged.push((seq, record, key, records::dedupe_entry(seq, job.now_ms)));
+            staged.push((seq, record, key, records::dedupe_entry(seq)));
             accepted.push(Accepted::Stored {
                 seq,
                 subscribers: new.subscribers.len(),
@@ -207,15 +207,15 @@ impl Committer {
         let Some(value) = self.dedupe.get(key)? else {
             return Ok(None);
         };
-        let Some((seq, at)) = records::parse_dedupe_entry(&value) else {
+        let Some(seq) = records::parse_dedupe_entry(&value) else {
             return Ok(None);
         };
-        if now_ms.saturating_sub(at) >= self.dedupe_window_ms {
-            return Ok(None);
-        }
         let Some(record) = super::read_record(&self.log, &self.kept, seq)? else {
             return Ok(None);
         };
+        if now_ms.saturating_sub(records::event_accepted_at(&record)?) >= self.dedupe_window_ms {
+            return Ok(None);
+        }
         let stored = records::decode_event(seq, &record)?;
         Ok((dedupe_key(&stored.event.source, &stored.event.id) == *key).then_some(seq))
     }

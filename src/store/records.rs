@@ -89,19 +89,17 @@ pub fn decode_event(seq: EventSeq, bytes: &[u8]) -> Result<StoredEvent, StoreErr
     })
 }
 
-/// A dedupe entry's value: the `seq` of the event and when it was accepted.
-pub fn dedupe_entry(seq: EventSeq, accepted_at_ms: u64) -> [u8; 16] {
-    let mut entry = [0u8; 16];
-    entry[..8].copy_from_slice(&seq.0.to_be_bytes());
-    entry[8..].copy_from_slice(&accepted_at_ms.to_be_bytes());
-    entry
+/// A dedupe entry's value: the `seq` of the event. When it was accepted is in its record, which a
+/// dedupe hit reads anyway to check it.
+pub fn dedupe_entry(seq: EventSeq) -> [u8; 8] {
+    seq.0.to_be_bytes()
 }
 
-/// The `seq` and accept time in a dedupe entry, unless it has another layout.
-pub fn parse_dedupe_entry(value: &[u8]) -> Option<(EventSeq, u64)> {
+/// The `seq` in a dedupe entry (entries written before 2026-12-03 hold the accept time after
+/// it), unless it has another layout.
+pub fn parse_dedupe_entry(value: &[u8]) -> Option<EventSeq> {
     let seq = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
-    let at = u64::from_be_bytes(value.get(8..)?.try_into().ok()?);
-    Some((EventSeq(seq), at))
+    matches!(value.len(), 8 | 16).then_some(EventSeq(seq))
 }
 
 /// Retry state of a delivery that failed at least once (or was parked by a 410).

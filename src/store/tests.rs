@@ -438,7 +438,7 @@ async fn a_dedupe_entry_without_its_event_swallows_nothing() {
         .dedupe
         .insert(
             dedupe_key("/s", "lost"),
-            &records::dedupe_entry(EventSeq(1), now),
+            &records::dedupe_entry(EventSeq(1)),
         )
         .unwrap();
     let outcome = store
@@ -616,4 +616,36 @@ async fn first_successes_are_kept_in_compact_groups() {
     let groups = records::delivered_groups(&mut many).unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].1.len() < 12_000, "{} bytes", groups[0].1.len());
+}
+
+/// Dedupe entries written before they lost their accept time (`seq` then `accepted_at`) still
+/// count.
+#[tokio::test]
+async fn dedupe_entries_of_the_earlier_layout_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+    let now = now_ms();
+    store
+        .accept(vec![new("/s", "old", &[1])], now)
+        .await
+        .unwrap();
+    let mut legacy = [0u8; 16];
+    legacy[..8].copy_from_slice(&1u64.to_be_bytes());
+    legacy[8..].copy_from_slice(&now.to_be_bytes());
+    store
+        .inner
+        .dedupe
+        .insert(dedupe_key("/s", "old"), &legacy)
+        .unwrap();
+    let outcome = store
+        .accept(vec![new("/s", "old", &[1])], now)
+        .await
+        .unwrap();
+    assert_eq!(outcome, vec![Accepted::Duplicate { seq: EventSeq(1) }]);
+    // Past the window (the event record's accept time) it is new again.
+    let later = store
+        .accept(vec![new("/s", "old", &[1])], now + 61_000)
+        .await
+        .unwrap();
+    assert!(matches!(later[0], Accepted::Stored { .. }));
 }
