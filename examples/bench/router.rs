@@ -46,8 +46,10 @@ pub fn write_config_with(
     durability: &str,
     extra: &str,
 ) -> PathBuf {
+    // sled's cache as fanout's default sets it; `FANOUT_BENCH_CACHE` tries another size.
+    let cache = std::env::var("FANOUT_BENCH_CACHE").unwrap_or_else(|_| "64MiB".into());
     let mut text = format!(
-        "storage:\n  durability: {durability}\n  cache_capacity: 64MiB\nserver:\n  max_body_size: 1MiB\n  workers: 1\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
+        "storage:\n  durability: {durability}\n  cache_capacity: {cache}\nserver:\n  max_body_size: 1MiB\n  workers: 1\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
     );
     for (index, sub) in subscribers.iter().enumerate() {
         text.push_str(&format!(
