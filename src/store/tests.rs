@@ -32,6 +32,28 @@ fn event(source: &str, id: &str) -> Event {
     .unwrap()
 }
 
+/// An attempt that got an answer with `status`.
+fn answered(status: u16, at_ms: u64) -> AttemptRecord {
+    AttemptRecord {
+        at_ms,
+        status: Some(status),
+        error: None,
+        latency_us: 5,
+        response_excerpt: None,
+        response_headers: Vec::new(),
+    }
+}
+
+/// The statuses of one delivery's attempts, in order.
+fn statuses(store: &Store, subscriber: SubscriberId, seq: u64) -> Vec<Option<u16>> {
+    store
+        .attempts(subscriber, EventSeq(seq))
+        .unwrap()
+        .into_iter()
+        .map(|attempt| attempt.status)
+        .collect()
+}
+
 fn new(source: &str, id: &str, subscribers: &[u32]) -> NewEvent {
     NewEvent {
         event: event(source, id),
@@ -246,16 +268,8 @@ async fn purges_expired_dedupe_entries_and_events() {
         )
         .await
         .unwrap();
-    let attempt = AttemptRecord {
-        at_ms: 1_000,
-        status: Some(200),
-        error: None,
-        latency_us: 5,
-        response_excerpt: None,
-        response_headers: Vec::new(),
-    };
     store
-        .record_attempt(subscriber, EventSeq(1), &attempt, false)
+        .record_attempt(subscriber, EventSeq(1), &answered(200, 1_000), false)
         .unwrap();
     // Past the dedupe window but within retention: the id may be used again, the event stays.
     assert_eq!(store.purge_expired(1_000 + 61_000).unwrap(), 0);
@@ -360,31 +374,16 @@ async fn attempts_with_history_are_numbered_after_the_last_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
     let subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
-    let attempt = |status| AttemptRecord {
-        at_ms: 1_000,
-        status: Some(status),
-        error: None,
-        latency_us: 5,
-        response_excerpt: None,
-        response_headers: Vec::new(),
-    };
     // A first attempt, then two more that may follow history (a retry, a replay).
-    store
-        .record_attempt(subscriber, EventSeq(7), &attempt(500), false)
-        .unwrap();
-    store
-        .record_attempt(subscriber, EventSeq(7), &attempt(503), true)
-        .unwrap();
-    store
-        .record_attempt(subscriber, EventSeq(7), &attempt(200), true)
-        .unwrap();
-    let statuses: Vec<Option<u16>> = store
-        .attempts(subscriber, EventSeq(7))
-        .unwrap()
-        .into_iter()
-        .map(|attempt| attempt.status)
-        .collect();
-    assert_eq!(statuses, [Some(500), Some(503), Some(200)]);
+    for (status, history) in [(500, false), (503, true), (200, true)] {
+        store
+            .record_attempt(subscriber, EventSeq(7), &answered(status, 1_000), history)
+            .unwrap();
+    }
+    assert_eq!(
+        statuses(&store, subscriber, 7),
+        [Some(500), Some(503), Some(200)]
+    );
 }
 
 /// Acknowledgements do not wait for sled: dedupe entries it had not flushed before a crash are
@@ -518,14 +517,6 @@ async fn first_successes_are_kept_in_compact_groups() {
         status,
         latency_us: 300 + seq,
     };
-    let statuses = |store: &Store, subscriber: SubscriberId, seq: u64| -> Vec<Option<u16>> {
-        store
-            .attempts(subscriber, EventSeq(seq))
-            .unwrap()
-            .into_iter()
-            .map(|attempt| attempt.status)
-            .collect()
-    };
     {
         let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
         let ids = store.register_subscribers(["erp", "pim"]).unwrap();
@@ -558,25 +549,16 @@ async fn first_successes_are_kept_in_compact_groups() {
         assert!(statuses(&store, pim, 3).is_empty());
 
         // A replay or a repeat after a crash goes on from the grouped attempt 1.
-        let failed = |status| AttemptRecord {
-            at_ms: 9_000,
-            status: Some(status),
-            error: None,
-            latency_us: 5,
-            response_excerpt: None,
-            response_headers: Vec::new(),
-        };
-        store
-            .record_attempt(erp, EventSeq(5), &failed(500), true)
-            .unwrap();
-        store
-            .record_attempt(erp, EventSeq(5), &failed(503), true)
-            .unwrap();
+        for status in [500, 503] {
+            store
+                .record_attempt(erp, EventSeq(5), &answered(status, 9_000), true)
+                .unwrap();
+        }
         assert_eq!(statuses(&store, erp, 5), [Some(204), Some(500), Some(503)]);
 
         // What a dispatcher starting at cursor 5 learns was attempted before.
         store
-            .record_attempt(pim, EventSeq(7), &failed(500), false)
+            .record_attempt(pim, EventSeq(7), &answered(500, 9_000), false)
             .unwrap();
         let attempted = store
             .attempted_from(erp, EventSeq(5), 100)
