@@ -97,23 +97,29 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A record header's payload length and checksum.
+fn parse_header(header: &[u8; HEADER_LEN]) -> (usize, u32) {
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    (len, crc)
+}
+
 /// The payload of the record that `bytes` (exactly one record) holds.
 fn unframe(seq: u64, bytes: &[u8]) -> Result<&[u8], StoreError> {
     let corrupt = || StoreError::Corrupt(format!("event log record {seq} is damaged"));
-    if bytes.len() < HEADER_LEN {
+    let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(corrupt());
-    }
-    let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    let payload = &bytes[HEADER_LEN..];
+    };
+    let (len, crc) = parse_header(header);
     if payload.len() != len || crc32fast::hash(payload) != crc {
         return Err(corrupt());
     }
     Ok(payload)
 }
 
-/// Reads a segment from the start: the offset of every whole, intact record and where they end.
-fn scan_segment(file: &File) -> std::io::Result<(Vec<u32>, u64)> {
+/// Reads a segment of `file_len` bytes from the start: the offset of every whole, intact record
+/// and where they end.
+fn scan_segment(file: &File, file_len: u64) -> std::io::Result<(Vec<u32>, u64)> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut offsets = Vec::new();
     let mut end = 0u64;
@@ -125,8 +131,11 @@ fn scan_segment(file: &File) -> std::io::Result<(Vec<u32>, u64)> {
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(error) => return Err(error),
         }
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let (len, crc) = parse_header(&header);
+        if end + (HEADER_LEN + len) as u64 > file_len {
+            // A torn length: never allocate what the file cannot hold.
+            break;
+        }
         payload.resize(len, 0);
         match reader.read_exact(&mut payload) {
             Ok(()) => {}
@@ -214,7 +223,7 @@ impl Log {
                 .and_then(|bytes| decode_index(&bytes, file_len));
             let (offsets, end) = match indexed {
                 Some(found) => found,
-                None => scan_segment(&file).map_err(io)?,
+                None => scan_segment(&file, file_len).map_err(io)?,
             };
             if end < file_len {
                 // A torn write at the tail: nothing of it was acknowledged.
@@ -590,6 +599,14 @@ mod tests {
         assert_eq!(log.next_seq(), 3);
         assert_eq!(log.get(2).unwrap(), Some(record(2)));
         assert_eq!(log.get(3).unwrap(), None);
+        drop(log);
+        // A torn header whose length is garbage (near 4 GiB) is cut off too, without reading it.
+        let mut garbage = fs::read(&path).unwrap();
+        garbage.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        garbage.extend_from_slice(&[7; 12]);
+        fs::write(&path, garbage).unwrap();
+        let log = Log::open(dir.path(), 1 << 20, 1, 0).unwrap();
+        assert_eq!(log.next_seq(), 3);
         log.append(3, &[b"again".to_vec()]).unwrap();
         assert_eq!(log.get(3).unwrap(), Some(b"again".to_vec()));
         // A flipped byte in a sealed record is an error on read, not wrong data.
