@@ -113,8 +113,12 @@ pub struct StorageConfig {
     pub dedupe_window: Duration,
     pub retention: Duration,
     pub cache_capacity: u64,
-    /// Background flush period (sled's `flush_every_ms`); bounds loss under `relaxed`.
+    /// The event log's background sync under `relaxed` (bounds the loss there).
     pub flush_interval: Duration,
+    /// sled's background flush (`flush_every_ms`): cursors, dedupe entries, retry states and
+    /// attempts. Nothing acknowledged depends on it; a longer period means fewer of sled's
+    /// fsyncs for an acknowledgement's `fdatasync` to queue behind.
+    pub state_flush_interval: Duration,
     /// Ingest answers 503 once the store takes this many bytes on disk (`None`: no ceiling).
     pub max_size: Option<u64>,
 }

@@ -141,7 +141,7 @@ impl Store {
     /// process holds its lock).
     pub fn open(dir: &Path, config: &StorageConfig) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
-        let flush_ms = u64::try_from(config.flush_interval.as_millis())
+        let flush_ms = u64::try_from(config.state_flush_interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         let db = sled::Config::new()

@@ -30,6 +30,7 @@ pub mod defaults {
     pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
     pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+    pub const STATE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
     /// The backlog ceiling: ingest answers 503 past this store size.
     pub const MAX_STORE_SIZE: u64 = 10 * 1024 * 1024 * 1024;
     pub const TIMEOUT: Duration = Duration::from_secs(15);
@@ -129,14 +130,20 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .storage
             .flush_interval
             .unwrap_or(defaults::FLUSH_INTERVAL),
+        state_flush_interval: raw
+            .storage
+            .state_flush_interval
+            .unwrap_or(defaults::STATE_FLUSH_INTERVAL),
         max_size: Some(raw.storage.max_size.unwrap_or(defaults::MAX_STORE_SIZE))
             .filter(|size| *size > 0),
     };
-    if storage.flush_interval.is_zero() {
-        errors.push((
-            "storage.flush_interval".into(),
-            "must be greater than zero".into(),
-        ));
+    for (key, interval) in [
+        ("storage.flush_interval", storage.flush_interval),
+        ("storage.state_flush_interval", storage.state_flush_interval),
+    ] {
+        if interval.is_zero() {
+            errors.push((key.into(), "must be greater than zero".into()));
+        }
     }
 
     let default_retry = retry_policy(&RawRetry::default(), None, "defaults.retry", &mut errors);

@@ -206,6 +206,8 @@ pub struct RawStorage {
     pub cache_capacity: Option<u64>,
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub flush_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub state_flush_interval: Option<Duration>,
     /// Ingest answers 503 once the store is this large (`0`: no ceiling).
     #[serde(default, deserialize_with = "deserialize_byte_size")]
     pub max_size: Option<u64>,

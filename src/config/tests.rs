@@ -519,3 +519,18 @@ fn the_example_sources_parse_once_uncommented() {
         .collect();
     assert_eq!(names, ["github", "shopify", "stripe"]);
 }
+
+#[test]
+fn sled_flushes_on_its_own_interval() {
+    let config = parse_ok(VALID);
+    assert_eq!(config.storage.flush_interval, Duration::from_millis(200));
+    assert_eq!(config.storage.state_flush_interval, Duration::from_secs(1));
+    let config = parse_ok(&format!("storage:\n  state_flush_interval: 3s\n{VALID}"));
+    assert_eq!(config.storage.state_flush_interval, Duration::from_secs(3));
+    check_error(
+        &format!("storage:\n  state_flush_interval: 0s\n{VALID}"),
+        2,
+        "storage.state_flush_interval",
+        "greater than zero",
+    );
+}

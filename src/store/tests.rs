@@ -11,6 +11,7 @@ fn config(durability: Durability) -> StorageConfig {
         retention: Duration::from_secs(3600),
         cache_capacity: 8 * 1024 * 1024,
         flush_interval: Duration::from_millis(50),
+        state_flush_interval: Duration::from_millis(50),
         max_size: None,
     }
 }
