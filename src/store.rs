@@ -481,22 +481,15 @@ impl Store {
             if looked > limit {
                 return Ok(None);
             }
-            let seq = key.get(..8).map(parse_seq).transpose()?;
-            let owner = key.get(8..12).and_then(|bytes| bytes.try_into().ok());
-            if let (Some(seq), Some(owner)) = (seq, owner) {
-                if SubscriberId(u32::from_be_bytes(owner)) == subscriber {
+            if let Some((seq, owner, _)) = keys::parse_attempt(&key) {
+                if owner == subscriber {
                     found.insert(seq);
                 }
             }
         }
         let lowest = EventSeq(from.0.saturating_sub(records::DELIVERED_GROUP_SPAN));
-        let groups = self.inner.delivered.range(
-            keys::delivered(subscriber, lowest)..=keys::delivered(subscriber, EventSeq(u64::MAX)),
-        );
-        for entry in groups {
-            let (key, value) = entry?;
-            let (_, first) = keys::parse_delivered(&key)
-                .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+        for group in self.delivered_groups(subscriber, lowest, EventSeq(u64::MAX)) {
+            let (first, value) = group?;
             let entries = records::delivered_entries(first, &value)?;
             looked += entries.len();
             if looked > limit {
@@ -745,28 +738,22 @@ impl Store {
         // first success kept in a delivered group; the attempts tree then goes on from 2.
         let mut last = 0;
         if history {
-            let mut first_here = 1;
-            if !self
+            let mut recorded = self
                 .inner
                 .attempts
-                .contains_key(keys::attempt(seq, subscriber, 1))?
-                && self.delivered_attempt(subscriber, seq)?.is_some()
-            {
+                .contains_key(keys::attempt(seq, subscriber, 1))?;
+            if !recorded && self.delivered_attempt(subscriber, seq)?.is_some() {
                 last = 1;
-                first_here = 2;
+                recorded = self
+                    .inner
+                    .attempts
+                    .contains_key(keys::attempt(seq, subscriber, 2))?;
             }
-            if self
-                .inner
-                .attempts
-                .contains_key(keys::attempt(seq, subscriber, first_here))?
-            {
+            if recorded {
                 let prefix = keys::attempt_prefix(seq, subscriber);
                 if let Some(entry) = self.inner.attempts.scan_prefix(prefix).next_back() {
                     let (key, _) = entry?;
-                    last = key
-                        .get(12..16)
-                        .and_then(|bytes| bytes.try_into().ok())
-                        .map_or(last, u32::from_be_bytes);
+                    last = keys::parse_attempt(&key).map_or(last, |(_, _, number)| number);
                 }
             }
         }
@@ -788,6 +775,9 @@ impl Store {
         subscriber: SubscriberId,
         delivered: &mut [records::Delivered],
     ) -> Result<(), StoreError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for (first, value) in records::delivered_groups(delivered)? {
             batch.insert(&keys::delivered(subscriber, first), value);
@@ -803,19 +793,32 @@ impl Store {
         seq: EventSeq,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         let lowest = EventSeq(seq.0.saturating_sub(records::DELIVERED_GROUP_SPAN));
-        let groups = self
-            .inner
-            .delivered
-            .range(keys::delivered(subscriber, lowest)..=keys::delivered(subscriber, seq));
-        for entry in groups.rev() {
-            let (key, value) = entry?;
-            let (_, first) = keys::parse_delivered(&key)
-                .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+        for group in self.delivered_groups(subscriber, lowest, seq).rev() {
+            let (first, value) = group?;
             if let Some(found) = records::find_delivered(first, &value, seq)? {
                 return Ok(Some(found.attempt()));
             }
         }
         Ok(None)
+    }
+
+    /// `subscriber`'s delivered groups whose first seq is from `lowest` to `highest`, as (first
+    /// seq, value), in seq order.
+    fn delivered_groups(
+        &self,
+        subscriber: SubscriberId,
+        lowest: EventSeq,
+        highest: EventSeq,
+    ) -> impl DoubleEndedIterator<Item = Result<(EventSeq, sled::IVec), StoreError>> {
+        self.inner
+            .delivered
+            .range(keys::delivered(subscriber, lowest)..=keys::delivered(subscriber, highest))
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (_, first) = keys::parse_delivered(&key)
+                    .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
+                Ok((first, value))
+            })
     }
 
     /// Every attempt of one delivery, in order.
@@ -1025,14 +1028,12 @@ impl Store {
             let (key, _) = entry?;
             let (subscriber, _) = keys::parse_delivered(&key)
                 .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
-            let below =
-                keys::delivered(subscriber, EventSeq(0))..keys::delivered(subscriber, bound);
-            for entry in delivered.range(below) {
-                let (key, value) = entry?;
-                let (_, first) = keys::parse_delivered(&key)
-                    .ok_or_else(|| StoreError::Corrupt("delivered group key".into()))?;
-                if records::delivered_group_last(first, &value)? < bound {
-                    delivered.remove(key)?;
+            if let Some(highest) = bound.0.checked_sub(1) {
+                for group in self.delivered_groups(subscriber, EventSeq(0), EventSeq(highest)) {
+                    let (first, value) = group?;
+                    if records::delivered_group_last(first, &value)? < bound {
+                        delivered.remove(keys::delivered(subscriber, first))?;
+                    }
                 }
             }
             let Some(next) = subscriber.0.checked_add(1) else {

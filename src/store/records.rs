@@ -247,8 +247,7 @@ pub fn delivered_groups(
             entries,
         };
         let mut bytes = vec![DELIVERED_GROUP_VERSION];
-        postcard::to_io(&value, &mut bytes)
-            .map_err(|error| StoreError::Corrupt(format!("cannot encode record: {error}")))?;
+        bytes.extend_from_slice(&encode(&value)?);
         groups.push((first.seq, bytes));
         rest = tail;
     }
@@ -387,6 +386,14 @@ pub mod keys {
         let subscriber = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
         let first = u64::from_be_bytes(key.get(4..12)?.try_into().ok()?);
         Some((SubscriberId(subscriber), EventSeq(first)))
+    }
+
+    /// Splits an attempts-tree key into (seq, subscriber, attempt number).
+    pub fn parse_attempt(key: &[u8]) -> Option<(EventSeq, SubscriberId, u32)> {
+        let seq = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        let subscriber = u32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
+        let attempt = u32::from_be_bytes(key.get(12..16)?.try_into().ok()?);
+        Some((EventSeq(seq), SubscriberId(subscriber), attempt))
     }
 
     /// `seq | subscriber | attempt` in the attempts tree.
