@@ -5,13 +5,15 @@
 //! - `events`: `seq` → event record, for the few events kept outside the log: one a retry still
 //!   needs after its segment is purged, a replayed dead letter's copy, and what fanout versions
 //!   before the log stored here (see [`Store::record`]);
-//! - `dedupe`: hash(`source`, `id`) → `seq`, for the dedupe window;
 //! - `deliveries`: per subscriber a cursor (`c`), retry states (`r`), the retry schedule (`s`),
 //!   dead letters (`d`) and the dead-letter forwarding outbox (`o`);
 //! - `attempts`: (`seq`, subscriber, attempt) → what happened;
 //! - `delivered`: (subscriber, first seq) → a group of first attempts that succeeded, about 8
 //!   bytes each (see [`records::Delivered`]): most attempts, kept without a record of their own;
 //! - `meta`: subscriber name → id, disabled subscribers.
+//!
+//! The dedupe index (hash of `source` and `id` → `seq`, for the dedupe window) is in memory,
+//! rebuilt at open from the event log's segment indexes (see [`dedupe`]).
 //!
 //! A delivery that has never failed has no record of its own: each subscriber's dispatcher reads
 //! the event log from its cursor. So the cost of accepting an event does not grow with fan-out,
@@ -23,12 +25,13 @@
 
 mod admin;
 mod committer;
+mod dedupe;
 mod log;
 pub mod records;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -38,7 +41,8 @@ use crate::event::Event;
 use crate::ids::{EventSeq, SubscriberId};
 
 pub use admin::{DeliveryState, Pending};
-pub use committer::dedupe_key;
+pub use dedupe::dedupe_key;
+use dedupe::DedupeIndex;
 use records::keys;
 pub use records::{AttemptRecord, DeadLetter, Delivered, RetryState, StoredEvent};
 
@@ -94,7 +98,7 @@ struct Inner {
     log: Arc<log::Log>,
     /// Events kept outside the log (see [`Store::record`]).
     events: sled::Tree,
-    dedupe: sled::Tree,
+    dedupe: Arc<Mutex<DedupeIndex>>,
     deliveries: sled::Tree,
     attempts: sled::Tree,
     delivered: sled::Tree,
@@ -150,7 +154,8 @@ impl Store {
             .flush_every_ms(Some(flush_ms))
             .open()?;
         let events = db.open_tree("events")?;
-        let dedupe = db.open_tree("dedupe")?;
+        // Where fanout versions before the in-memory index kept it: rebuilt from the log below.
+        db.drop_tree("dedupe")?;
         let deliveries = db.open_tree("deliveries")?;
         let attempts = db.open_tree("attempts")?;
         let delivered = db.open_tree("delivered")?;
@@ -172,15 +177,16 @@ impl Store {
             log::SEGMENT_BYTES,
             floor,
             start,
+            records::event_dedupe_key,
         )?);
-        rebuild_dedupe(&log, &dedupe, config, now_ms())?;
+        let dedupe = Arc::new(Mutex::new(index_recent_events(&log, &events, &meta)?));
         let last = log.next_seq() - 1;
         let (committed_tx, committed) = watch::channel(EventSeq(last));
         let (jobs, receiver) = mpsc::channel(4096);
         let committer = committer::Committer {
             log: Arc::clone(&log),
             kept: events.clone(),
-            dedupe: dedupe.clone(),
+            dedupe: Arc::clone(&dedupe),
             durability: config.durability,
             flush_interval: config
                 .flush_interval
@@ -211,6 +217,15 @@ impl Store {
         };
         store.refresh_size()?;
         Ok(store)
+    }
+
+    fn dedupe(&self) -> std::sync::MutexGuard<'_, DedupeIndex> {
+        self.inner.dedupe.lock().expect("dedupe index lock")
+    }
+
+    /// How many events the dedupe index holds.
+    pub fn dedupe_index_entries(&self) -> usize {
+        self.dedupe().len()
     }
 
     /// The record of event `seq`: from the log, else from the events kept in sled (an event a
@@ -926,16 +941,8 @@ impl Store {
             if records::event_accepted_at(value)? >= dedupe_cutoff {
                 return Ok(false);
             }
-            let stored = records::decode_event(seq, value)?;
-            let dedupe_key = dedupe_key(&stored.event.source, &stored.event.id);
-            if self
-                .inner
-                .dedupe
-                .get(dedupe_key)?
-                .is_some_and(|value| value.get(..8) == Some(&keys::seq(seq)[..]))
-            {
-                self.inner.dedupe.remove(dedupe_key)?;
-            }
+            let key = records::event_dedupe_key(value)?;
+            self.dedupe().remove(key, seq);
             purged_upto = seq.0 + 1;
             Ok(true)
         })?;
@@ -960,10 +967,8 @@ impl Store {
         };
         let forget = |seq: EventSeq, value: &[u8]| -> Result<(), StoreError> {
             if seq.0 >= purged_upto {
-                let stored = records::decode_event(seq, value)?;
-                self.inner
-                    .dedupe
-                    .remove(dedupe_key(&stored.event.source, &stored.event.id))?;
+                let key = records::event_dedupe_key(value)?;
+                self.dedupe().remove(key, seq);
             }
             for attempt in self.inner.attempts.scan_prefix(keys::seq(seq)).keys() {
                 self.inner.attempts.remove(attempt?)?;
@@ -1111,41 +1116,21 @@ fn read_record(
     Ok(kept.get(keys::seq(seq))?.map(|value| value.to_vec()))
 }
 
-/// Writes the dedupe entries of the events the log holds past the dedupe tree's high-water
-/// mark: those whose entries sled had not flushed before a crash (acknowledgements do not wait
-/// for sled).
-fn rebuild_dedupe(
+/// The dedupe index of the events from the dedupe purge mark on (those older are past the
+/// window): the keys the log's segment indexes hold, after those of the events kept in sled.
+fn index_recent_events(
     log: &log::Log,
-    dedupe: &sled::Tree,
-    config: &StorageConfig,
-    now_ms: u64,
-) -> Result<(), StoreError> {
-    let high_water = stored_u64(dedupe.get(committer::DEDUPE_HIGH_WATER)?);
-    let cutoff = now_ms.saturating_sub(millis(config.dedupe_window));
-    let mut batch = sled::Batch::default();
-    let mut last = None;
-    log.scan(high_water + 1, u64::MAX, 256, |seq, value| {
-        last = Some(seq);
-        let accepted_at = records::event_accepted_at(value)?;
-        if accepted_at >= cutoff {
-            let stored = records::decode_event(EventSeq(seq), value)?;
-            batch.insert(
-                &dedupe_key(&stored.event.source, &stored.event.id),
-                &records::dedupe_entry(EventSeq(seq)),
-            );
-        }
-        Ok(true)
-    })?;
-    if let Some(last) = last {
-        tracing::info!(
-            from_seq = high_water + 1,
-            to_seq = last,
-            "Indexed recent events for dedupe again."
-        );
-        batch.insert(committer::DEDUPE_HIGH_WATER, &last.to_be_bytes());
-        dedupe.apply_batch(batch)?;
+    kept: &sled::Tree,
+    meta: &sled::Tree,
+) -> Result<DedupeIndex, StoreError> {
+    let from = stored_u64(meta.get(META_DEDUPE_PURGED)?);
+    let mut index = DedupeIndex::default();
+    for entry in kept.range(keys::seq(EventSeq(from))..) {
+        let (key, value) = entry?;
+        index.insert(records::event_dedupe_key(&value)?, parse_seq(&key)?);
     }
-    Ok(())
+    log.take_keys(from, |seq, key| index.insert(key, EventSeq(seq)));
+    Ok(index)
 }
 
 /// Milliseconds of a duration, saturating.

@@ -303,6 +303,17 @@ fn render(state: &AdminState) -> String {
     );
     header(
         &mut out,
+        "fanout_dedupe_index_entries",
+        "gauge",
+        "Events the in-memory dedupe index holds (about 16 to 40 bytes each).",
+    );
+    let _ = writeln!(
+        out,
+        "fanout_dedupe_index_entries {}",
+        state.store.dedupe_index_entries()
+    );
+    header(
+        &mut out,
         "fanout_config_reloads_total",
         "counter",
         "Reloads of the routes file by result.",

@@ -135,12 +135,11 @@ impl Store {
         id: &str,
         scan_limit: usize,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        if let Some(value) = self.inner.dedupe.get(dedupe_key(source, id))? {
-            if let Some(seq) = records::parse_dedupe_entry(&value) {
-                if let Some(stored) = self.event(seq)? {
-                    if stored.event.source == source && stored.event.id == id {
-                        return Ok(Some(stored));
-                    }
+        let indexed = self.dedupe().get(dedupe_key(source, id));
+        if let Some(seq) = indexed {
+            if let Some(stored) = self.event(seq)? {
+                if stored.event.source == source && stored.event.id == id {
+                    return Ok(Some(stored));
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Group commit in two stages, each on its own thread:
 //! - the committer takes every waiting ingest request, dedupes them, appends their events to the
-//!   event log (one write) and their dedupe entries to sled (memory only), then hands the answers
+//!   event log (one write) and their keys to the in-memory dedupe index, then hands the answers
 //!   to
 //! - the syncer, which takes every handed-over commit, makes them durable at once (one
 //!   `fdatasync` of the log segment) and only then answers them and publishes the new committed
@@ -11,29 +11,23 @@
 //! event that is written but not yet durable is answered by a later sync, so its answer never
 //! comes before the original is durable.
 //!
-//! Acknowledgements do not wait for sled. Its dedupe entries reach the disk with sled's
-//! background flush; each commit also records the highest seq it indexed (`DEDUPE_HIGH_WATER`),
-//! so at open the store indexes again whatever the log holds past it (see `rebuild_dedupe`). A
-//! dedupe hit is trusted only once the event it names is read back with the same `source` and
-//! `id`, so an entry that outlived its event (a power cut under `relaxed`) cannot swallow a new
-//! one.
+//! Acknowledgements wait for nothing of sled's: the dedupe index is rebuilt from the log at open
+//! (see [`super::dedupe`]). A dedupe hit is trusted only once the event it names is read back
+//! with the same `source` and `id`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Durability;
 use crate::ids::EventSeq;
 
+use super::dedupe::{dedupe_key, DedupeIndex};
 use super::log::Log;
 use super::records::{self, encode_event};
 use super::{Accepted, NewEvent, StoreError};
-
-/// The dedupe tree's key for the highest seq whose entry was written (dedupe keys are 16 bytes).
-pub const DEDUPE_HIGH_WATER: &[u8] = b"hw";
 
 /// Most ingest requests one commit takes before flushing.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
@@ -51,7 +45,7 @@ pub struct Committer {
     pub log: Arc<Log>,
     /// Events kept outside the log (see `Store::record`), for checking dedupe hits.
     pub kept: sled::Tree,
-    pub dedupe: sled::Tree,
+    pub dedupe: Arc<Mutex<DedupeIndex>>,
     pub durability: Durability,
     /// How often the log is synced in the background under `relaxed`.
     pub flush_interval: Duration,
@@ -59,7 +53,15 @@ pub struct Committer {
     pub committed: watch::Sender<EventSeq>,
 }
 
-/// A commit written to the trees, waiting for the syncer.
+/// The events of one commit, in seq order, with their dedupe keys.
+#[derive(Default)]
+struct Staged {
+    records: Vec<Vec<u8>>,
+    keys: Vec<u64>,
+    by_key: HashMap<u64, EventSeq>,
+}
+
+/// A commit written to the log, waiting for the syncer.
 struct Written {
     jobs: Vec<Job>,
     outcomes: Vec<Result<Vec<Accepted>, StoreError>>,
@@ -77,16 +79,6 @@ struct Syncer {
     /// Written to the log since its last sync (`relaxed` only).
     dirty: bool,
     committed: watch::Sender<EventSeq>,
-}
-
-/// The dedupe key of an event: a hash of its `source` and `id`, which together identify it.
-pub fn dedupe_key(source: &str, id: &str) -> [u8; 16] {
-    let mut hasher = Sha256::new();
-    hasher.update(source.as_bytes());
-    hasher.update([0]);
-    hasher.update(id.as_bytes());
-    let digest = hasher.finalize();
-    digest[..16].try_into().expect("16 bytes")
 }
 
 impl Committer {
@@ -125,28 +117,20 @@ impl Committer {
         let first_seq = self.log.next_seq();
         let mut next_seq = first_seq;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let mut records = Vec::new();
-        let mut dedupe_batch = sled::Batch::default();
-        let mut in_this_commit = HashMap::new();
+        let mut staged = Staged::default();
+        let mut index = self.dedupe.lock().expect("dedupe index lock");
         for job in &jobs {
-            outcomes.push(self.stage(
-                job,
-                &mut next_seq,
-                &mut records,
-                &mut dedupe_batch,
-                &mut in_this_commit,
-            ));
+            outcomes.push(self.stage(&index, job, &mut next_seq, &mut staged));
         }
         let last_seq = (next_seq > first_seq).then(|| EventSeq(next_seq - 1));
-        if let Some(last) = last_seq {
-            dedupe_batch.insert(DEDUPE_HIGH_WATER, &last.0.to_be_bytes());
-        }
         // The events before their dedupe entries, so an entry never names an unwritten event.
-        let written = self.log.append(first_seq, &records).and_then(|()| {
-            self.dedupe
-                .apply_batch(dedupe_batch)
-                .map_err(StoreError::from)
-        });
+        let written = self.log.append(first_seq, &staged.records, &staged.keys);
+        if written.is_ok() {
+            for (seq, key) in (first_seq..).zip(&staged.keys) {
+                index.insert(*key, EventSeq(seq));
+            }
+        }
+        drop(index);
         Written {
             jobs,
             outcomes,
@@ -156,58 +140,56 @@ impl Committer {
     }
 
     fn stage(
-        &mut self,
+        &self,
+        index: &DedupeIndex,
         job: &Job,
         next_seq: &mut u64,
-        records: &mut Vec<Vec<u8>>,
-        dedupe_batch: &mut sled::Batch,
-        in_this_commit: &mut HashMap<[u8; 16], EventSeq>,
+        staged: &mut Staged,
     ) -> Result<Vec<Accepted>, StoreError> {
         let mut accepted = Vec::with_capacity(job.events.len());
-        let mut staged = Vec::with_capacity(job.events.len());
+        let mut this_job: Vec<(EventSeq, Vec<u8>, u64)> = Vec::with_capacity(job.events.len());
         for new in &job.events {
             let key = dedupe_key(&new.event.source, &new.event.id);
-            if let Some(seq) = self.recent_duplicate(&key, job.now_ms)? {
+            if let Some(seq) = self.recent_duplicate(index, key, &new.event, job.now_ms)? {
                 accepted.push(Accepted::Duplicate { seq });
                 continue;
             }
-            let earlier = in_this_commit.get(&key).copied().or_else(|| {
-                staged
+            let earlier = staged.by_key.get(&key).copied().or_else(|| {
+                this_job
                     .iter()
-                    .find(|(_, _, staged_key, _)| *staged_key == key)
+                    .find(|(_, _, staged_key)| *staged_key == key)
                     .map(|(seq, ..)| *seq)
             });
             if let Some(seq) = earlier {
                 accepted.push(Accepted::Duplicate { seq });
                 continue;
             }
-            let seq = EventSeq(*next_seq + staged.len() as u64);
+            let seq = EventSeq(*next_seq + this_job.len() as u64);
             let record = encode_event(job.now_ms, &new.subscribers, &new.event)?;
-            staged.push((seq, record, key, records::dedupe_entry(seq)));
+            this_job.push((seq, record, key));
             accepted.push(Accepted::Stored {
                 seq,
                 subscribers: new.subscribers.len(),
             });
         }
         // Only a job whose every event could be staged is written: a batch is all or nothing.
-        *next_seq += staged.len() as u64;
-        for (seq, record, key, dedupe_value) in staged {
-            in_this_commit.insert(key, seq);
-            records.push(record);
-            dedupe_batch.insert(&key, &dedupe_value);
+        *next_seq += this_job.len() as u64;
+        for (seq, record, key) in this_job {
+            staged.by_key.insert(key, seq);
+            staged.records.push(record);
+            staged.keys.push(key);
         }
         Ok(accepted)
     }
 
     fn recent_duplicate(
         &self,
-        key: &[u8; 16],
+        index: &DedupeIndex,
+        key: u64,
+        event: &crate::event::Event,
         now_ms: u64,
     ) -> Result<Option<EventSeq>, StoreError> {
-        let Some(value) = self.dedupe.get(key)? else {
-            return Ok(None);
-        };
-        let Some(seq) = records::parse_dedupe_entry(&value) else {
+        let Some(seq) = index.get(key) else {
             return Ok(None);
         };
         let Some(record) = super::read_record(&self.log, &self.kept, seq)? else {
@@ -216,8 +198,9 @@ impl Committer {
         if now_ms.saturating_sub(records::event_accepted_at(&record)?) >= self.dedupe_window_ms {
             return Ok(None);
         }
-        let stored = records::decode_event(seq, &record)?;
-        Ok((dedupe_key(&stored.event.source, &stored.event.id) == *key).then_some(seq))
+        // An event whose key collides with this one's is not a duplicate.
+        let (source, id) = records::event_identity(&record)?;
+        Ok((source == event.source && id == event.id).then_some(seq))
     }
 }
 

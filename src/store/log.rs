@@ -8,8 +8,13 @@
 //!   (little-endian). Seqs are dense within a segment: its n-th record is `first + n`. There may
 //!   be gaps between segments.
 //! - `<first seq>.idx`, written when a segment is sealed (not synced): `[count u32][end u64]
-//!   [record offset u32 ...][crc32 of what precedes u32]`. A missing or inconsistent index is
-//!   rebuilt by scanning the segment, so it never needs to be durable.
+//!   [record offset u32 ...][record key u64 ...][crc32 of what precedes u32]`. A missing or
+//!   inconsistent index (or one of the earlier layout, without keys) is rebuilt by scanning the
+//!   segment, so it never needs to be durable.
+//!
+//! Each record has a key, given with it to [`Log::append`] and recomputed by the log's
+//! [`KeyOf`] function when a segment is scanned (the store keys records by their dedupe hash,
+//! so it can rebuild its dedupe index at open from the index files alone).
 //!
 //! At open the last segment is scanned and a torn tail (a crash in the middle of a write, so
 //! nothing of it was acknowledged) is cut off. Seqs below the log's `start` are purged: reads
@@ -30,6 +35,9 @@ const HEADER_LEN: usize = 8;
 const SCAN_CHUNK_RECORDS: usize = 256;
 const SCAN_CHUNK_BYTES: u64 = 1 << 20;
 
+/// The key of a record, from its payload.
+pub type KeyOf = fn(&[u8]) -> Result<u64, StoreError>;
+
 pub struct Log {
     dir: PathBuf,
     segment_bytes: u64,
@@ -47,6 +55,9 @@ struct Segment {
     first: u64,
     /// Where each record starts.
     offsets: Vec<u32>,
+    /// Each record's key: always for the segment appended to, for a sealed one only from open
+    /// until [`Log::take_keys`].
+    keys: Vec<u64>,
     /// Where the next record goes: the end of the last whole record.
     end: u64,
     file: Arc<File>,
@@ -117,11 +128,20 @@ fn unframe(seq: u64, bytes: &[u8]) -> Result<&[u8], StoreError> {
     Ok(payload)
 }
 
-/// Reads a segment of `file_len` bytes from the start: the offset of every whole, intact record
-/// and where they end.
-fn scan_segment(file: &File, file_len: u64) -> std::io::Result<(Vec<u32>, u64)> {
+/// What a scan of a segment or its index file found.
+struct Scanned {
+    offsets: Vec<u32>,
+    keys: Vec<u64>,
+    /// The end of the last whole, intact record.
+    end: u64,
+}
+
+/// Reads a segment of `file_len` bytes from the start: the offset and key of every whole,
+/// intact record and where they end.
+fn scan_segment(file: &File, file_len: u64, key_of: KeyOf) -> Result<Scanned, StoreError> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut offsets = Vec::new();
+    let mut keys = Vec::new();
     let mut end = 0u64;
     let mut header = [0u8; HEADER_LEN];
     let mut payload = Vec::new();
@@ -129,7 +149,7 @@ fn scan_segment(file: &File, file_len: u64) -> std::io::Result<(Vec<u32>, u64)> 
         match reader.read_exact(&mut header) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(error) => return Err(error),
+            Err(error) => return Err(io(error)),
         }
         let (len, crc) = parse_header(&header);
         if end + (HEADER_LEN + len) as u64 > file_len {
@@ -140,7 +160,7 @@ fn scan_segment(file: &File, file_len: u64) -> std::io::Result<(Vec<u32>, u64)> 
         match reader.read_exact(&mut payload) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(error) => return Err(error),
+            Err(error) => return Err(io(error)),
         }
         if crc32fast::hash(&payload) != crc {
             break;
@@ -148,38 +168,54 @@ fn scan_segment(file: &File, file_len: u64) -> std::io::Result<(Vec<u32>, u64)> 
         let Ok(offset) = u32::try_from(end) else {
             break;
         };
+        keys.push(key_of(&payload).map_err(|error| {
+            StoreError::Corrupt(format!("event log record at byte {end}: {error}"))
+        })?);
         offsets.push(offset);
         end += (HEADER_LEN + len) as u64;
     }
-    Ok((offsets, end))
+    Ok(Scanned { offsets, keys, end })
 }
 
 fn encode_index(segment: &Segment) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + 4 * segment.offsets.len());
+    let mut out = Vec::with_capacity(16 + 12 * segment.offsets.len());
     out.extend_from_slice(&(segment.offsets.len() as u32).to_le_bytes());
     out.extend_from_slice(&segment.end.to_le_bytes());
     for offset in &segment.offsets {
         out.extend_from_slice(&offset.to_le_bytes());
+    }
+    for key in &segment.keys {
+        out.extend_from_slice(&key.to_le_bytes());
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// A sealed segment's index, if it is there, intact and fits a file of `file_len` bytes.
-fn decode_index(bytes: &[u8], file_len: u64) -> Option<(Vec<u32>, u64)> {
+/// A sealed segment's index, if it is there, intact, of this layout and fits a file of
+/// `file_len` bytes.
+fn decode_index(bytes: &[u8], file_len: u64) -> Option<Scanned> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || body.len() < 12 {
         return None;
     }
     let count = u32::from_le_bytes(body[..4].try_into().ok()?) as usize;
     let end = u64::from_le_bytes(body[4..12].try_into().ok()?);
-    let offsets: Vec<u32> = body[12..]
-        .chunks_exact(4)
-        .map(|chunk| u32::from_le_bytes(chunk.try_into().expect("4 bytes")))
-        .collect();
-    (offsets.len() == count && body.len() == 12 + 4 * count && end <= file_len)
-        .then_some((offsets, end))
+    if body.len() != 12 + 12 * count || end > file_len {
+        return None;
+    }
+    let (offsets, keys) = body[12..].split_at(4 * count);
+    Some(Scanned {
+        offsets: offsets
+            .chunks_exact(4)
+            .map(|chunk| u32::from_le_bytes(chunk.try_into().expect("4 bytes")))
+            .collect(),
+        keys: keys
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+            .collect(),
+        end,
+    })
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -189,11 +225,19 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Log {
     /// Opens the log in `dir`, creating it if needed. `floor` is the lowest seq the next append
     /// may take (what other parts of the store already know of); `start` is the first seq not
-    /// purged, as recorded by [`Log::purge_before`]'s caller.
+    /// purged, as recorded by [`Log::purge_before`]'s caller; `key_of` gives the key of a
+    /// record read back by a scan.
     ///
     /// # Errors
-    /// A file cannot be read, written or created, or segments overlap.
-    pub fn open(dir: &Path, segment_bytes: u64, floor: u64, start: u64) -> Result<Log, StoreError> {
+    /// A file cannot be read, written or created, a record that passes its checksum has no key,
+    /// or segments overlap.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        floor: u64,
+        start: u64,
+        key_of: KeyOf,
+    ) -> Result<Log, StoreError> {
         fs::create_dir_all(dir).map_err(io)?;
         let mut firsts = Vec::new();
         for entry in fs::read_dir(dir).map_err(io)? {
@@ -221,9 +265,10 @@ impl Log {
                 .then(|| fs::read(segment_path(dir, first, "idx")).ok())
                 .flatten()
                 .and_then(|bytes| decode_index(&bytes, file_len));
-            let (offsets, end) = match indexed {
+            let indexed_again = indexed.is_none();
+            let Scanned { offsets, keys, end } = match indexed {
                 Some(found) => found,
-                None => scan_segment(&file, file_len).map_err(io)?,
+                None => scan_segment(&file, file_len, key_of)?,
             };
             if end < file_len {
                 // A torn write at the tail: nothing of it was acknowledged.
@@ -239,9 +284,14 @@ impl Log {
             let segment = Segment {
                 first,
                 offsets,
+                keys,
                 end,
                 file: Arc::new(file),
             };
+            if sealed && indexed_again {
+                // Not synced, like any index: it is only a shortcut.
+                fs::write(segment_path(dir, first, "idx"), encode_index(&segment)).map_err(io)?;
+            }
             if let Some(previous) = segments.last() {
                 if previous.next() > segment.first {
                     return Err(StoreError::Corrupt(format!(
@@ -284,6 +334,7 @@ impl Log {
         Ok(Segment {
             first,
             offsets: Vec::new(),
+            keys: Vec::new(),
             end: 0,
             file: Arc::new(file),
         })
@@ -305,20 +356,23 @@ impl Log {
         state.segments.iter().map(|segment| segment.end).sum()
     }
 
-    /// Appends records for seqs `first`, `first + 1`, ... (`first` must be [`Log::next_seq`]),
-    /// sealing the segment and starting the next one when it is full. Not synced: see
-    /// [`Log::sync`]. On an error nothing of it is readable, and the next append starts at
-    /// `first` again.
+    /// Appends records for seqs `first`, `first + 1`, ... (`first` must be [`Log::next_seq`])
+    /// with their `keys` (what the log's [`KeyOf`] gives for each), sealing the segment and
+    /// starting the next one when it is full. Not synced: see [`Log::sync`]. On an error
+    /// nothing of it is readable, and the next append starts at `first` again.
     ///
     /// # Errors
-    /// `first` is not the next seq, or a write failed.
-    pub fn append(&self, first: u64, records: &[Vec<u8>]) -> Result<(), StoreError> {
+    /// `first` is not the next seq, the keys do not match the records, or a write failed.
+    pub fn append(&self, first: u64, records: &[Vec<u8>], keys: &[u64]) -> Result<(), StoreError> {
         let next = self.next_seq();
-        if first != next {
+        if first != next || keys.len() != records.len() {
             return Err(StoreError::Corrupt(format!(
-                "event log append at seq {first}, expected {next}"
+                "event log append of {} records with {} keys at seq {first}, expected {next}",
+                records.len(),
+                keys.len()
             )));
         }
+        let mut keys = keys;
         let mut buffer = Vec::new();
         let mut offsets = Vec::new();
         let mut pending = records;
@@ -353,8 +407,10 @@ impl Log {
             let mut state = self.state.write().expect("log lock");
             let last = state.segments.last_mut().expect("the log has a segment");
             last.offsets.extend_from_slice(&offsets);
+            last.keys.extend_from_slice(&keys[..taken]);
             last.end = end;
             pending = &pending[taken..];
+            keys = &keys[taken..];
         }
         Ok(())
     }
@@ -374,8 +430,28 @@ impl Log {
         file.sync_data().map_err(io)?;
         fs::write(segment_path(&self.dir, first, "idx"), index).map_err(io)?;
         let segment = self.create_segment(next)?;
-        self.state.write().expect("log lock").segments.push(segment);
+        let mut state = self.state.write().expect("log lock");
+        // The sealed segment's keys are in its index now (and in whatever the caller built).
+        state.segments.last_mut().expect("a segment").keys = Vec::new();
+        state.segments.push(segment);
         Ok(())
+    }
+
+    /// Calls `visit` with the seq and key of every record from `from` on, and lets go of the
+    /// sealed segments' keys: called once, after open.
+    pub fn take_keys(&self, from: u64, mut visit: impl FnMut(u64, u64)) {
+        let mut state = self.state.write().expect("log lock");
+        let from = from.max(state.start);
+        let count = state.segments.len();
+        for (index, segment) in state.segments.iter_mut().enumerate() {
+            let skip = usize::try_from(from.saturating_sub(segment.first)).unwrap_or(usize::MAX);
+            for (seq, key) in (segment.first..).zip(&segment.keys).skip(skip) {
+                visit(seq, *key);
+            }
+            if index + 1 < count {
+                segment.keys = Vec::new();
+            }
+        }
     }
 
     /// Makes every appended record durable (`fdatasync` of the segment appended to; a sealed
@@ -529,6 +605,26 @@ mod tests {
             .into_bytes()
     }
 
+    /// The test records' key: their checksum.
+    fn key(payload: &[u8]) -> Result<u64, StoreError> {
+        Ok(u64::from(crc32fast::hash(payload)))
+    }
+
+    fn append(log: &Log, first: u64, records: &[Vec<u8>]) {
+        let keys: Vec<u64> = records.iter().map(|record| key(record).unwrap()).collect();
+        log.append(first, records, &keys).unwrap();
+    }
+
+    fn keys_from(log: &Log, from: u64) -> Vec<(u64, u64)> {
+        let mut keys = Vec::new();
+        log.take_keys(from, |seq, key| keys.push((seq, key)));
+        keys
+    }
+
+    fn expected_keys(seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, u64)> {
+        seqs.map(|seq| (seq, key(&record(seq)).unwrap())).collect()
+    }
+
     fn collect(log: &Log, from: u64, upto: u64, hint: usize) -> Vec<(u64, Vec<u8>)> {
         let mut found = Vec::new();
         log.scan(from, upto, hint, |seq, bytes| {
@@ -544,17 +640,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let records: Vec<Vec<u8>> = (1..=300).map(record).collect();
         {
-            let log = Log::open(dir.path(), 1024, 1, 0).unwrap();
+            let log = Log::open(dir.path(), 1024, 1, 0, key).unwrap();
             assert_eq!(log.next_seq(), 1);
-            log.append(1, &records[..100]).unwrap();
-            log.append(101, &records[100..]).unwrap();
-            assert!(log.append(7, &records[..1]).is_err(), "out of order");
+            append(&log, 1, &records[..100]);
+            append(&log, 101, &records[100..]);
+            assert!(log.append(7, &records[..1], &[0]).is_err(), "out of order");
+            assert!(log.append(301, &records[..1], &[]).is_err(), "no key");
             log.sync().unwrap();
             assert!(fs::read_dir(dir.path()).unwrap().count() > 10, "rolled");
+            // A sealed segment lets go of its keys; the one appended to keeps them.
+            let kept = keys_from(&log, 1);
+            assert!(kept[0].0 > 1);
+            assert_eq!(kept, expected_keys(kept[0].0..=300));
         }
-        // Lose one index: that segment is scanned instead.
+        // At open every key is there again, from the index files and the last segment's scan.
+        let log = Log::open(dir.path(), 1024, 1, 0, key).unwrap();
+        assert_eq!(keys_from(&log, 1), expected_keys(1..=300));
+        drop(log);
+        // Lose one index: that segment is scanned instead, and indexed again.
         fs::remove_file(segment_path(dir.path(), 1, "idx")).unwrap();
-        let log = Log::open(dir.path(), 1024, 1, 0).unwrap();
+        let log = Log::open(dir.path(), 1024, 1, 0, key).unwrap();
+        assert!(segment_path(dir.path(), 1, "idx").exists());
+        assert_eq!(keys_from(&log, 150), expected_keys(150..=300));
         assert_eq!(log.next_seq(), 301);
         for seq in [1, 2, 150, 300] {
             assert_eq!(log.get(seq).unwrap(), Some(record(seq)));
@@ -579,12 +686,35 @@ mod tests {
         assert_eq!(seen, 5);
     }
 
+    /// An index file of the layout before keys (offsets only) is rebuilt with them.
+    #[test]
+    fn indexes_a_segment_of_the_earlier_layout_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Vec<u8>> = (1..=40).map(record).collect();
+        {
+            let log = Log::open(dir.path(), 256, 1, 0, key).unwrap();
+            append(&log, 1, &records);
+        }
+        let path = segment_path(dir.path(), 1, "idx");
+        let current = fs::read(&path).unwrap();
+        let count = u32::from_le_bytes(current[..4].try_into().unwrap()) as usize;
+        assert!(count > 1);
+        let mut earlier = current[..12 + 4 * count].to_vec();
+        let crc = crc32fast::hash(&earlier);
+        earlier.extend_from_slice(&crc.to_le_bytes());
+        fs::write(&path, earlier).unwrap();
+        let log = Log::open(dir.path(), 256, 1, 0, key).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), current);
+        assert_eq!(keys_from(&log, 1), expected_keys(1..=40));
+        assert_eq!(collect(&log, 1, 40, 8).len(), 40);
+    }
+
     #[test]
     fn cuts_off_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let log = Log::open(dir.path(), 1 << 20, 1, 0).unwrap();
-            log.append(1, &[record(1), record(2), record(3)]).unwrap();
+            let log = Log::open(dir.path(), 1 << 20, 1, 0, key).unwrap();
+            append(&log, 1, &[record(1), record(2), record(3)]);
         }
         let path = segment_path(dir.path(), 1, "log");
         let len = fs::metadata(&path).unwrap().len();
@@ -595,7 +725,7 @@ mod tests {
             .unwrap()
             .set_len(len - 5)
             .unwrap();
-        let log = Log::open(dir.path(), 1 << 20, 1, 0).unwrap();
+        let log = Log::open(dir.path(), 1 << 20, 1, 0, key).unwrap();
         assert_eq!(log.next_seq(), 3);
         assert_eq!(log.get(2).unwrap(), Some(record(2)));
         assert_eq!(log.get(3).unwrap(), None);
@@ -605,9 +735,9 @@ mod tests {
         garbage.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
         garbage.extend_from_slice(&[7; 12]);
         fs::write(&path, garbage).unwrap();
-        let log = Log::open(dir.path(), 1 << 20, 1, 0).unwrap();
+        let log = Log::open(dir.path(), 1 << 20, 1, 0, key).unwrap();
         assert_eq!(log.next_seq(), 3);
-        log.append(3, &[b"again".to_vec()]).unwrap();
+        append(&log, 3, &[b"again".to_vec()]);
         assert_eq!(log.get(3).unwrap(), Some(b"again".to_vec()));
         // A flipped byte in a sealed record is an error on read, not wrong data.
         let bytes = fs::read(&path).unwrap();
@@ -621,8 +751,8 @@ mod tests {
     fn purges_whole_segments_and_keeps_counting() {
         let dir = tempfile::tempdir().unwrap();
         let records: Vec<Vec<u8>> = (1..=100).map(record).collect();
-        let log = Log::open(dir.path(), 512, 1, 0).unwrap();
-        log.append(1, &records).unwrap();
+        let log = Log::open(dir.path(), 512, 1, 0, key).unwrap();
+        append(&log, 1, &records);
         let before = log.size();
         let freed = log.purge_before(60).unwrap();
         assert!(freed > 0 && log.size() == before - freed);
@@ -632,14 +762,14 @@ mod tests {
         // Everything purged: the segment appended to stays, and seqs go on from there.
         log.purge_before(101).unwrap();
         drop(log);
-        let log = Log::open(dir.path(), 512, 1, 101).unwrap();
+        let log = Log::open(dir.path(), 512, 1, 101, key).unwrap();
         assert_eq!(log.next_seq(), 101);
         assert_eq!(log.get(100).unwrap(), None);
         // A floor past the end starts a new segment there, leaving a gap.
         drop(log);
-        let log = Log::open(dir.path(), 512, 500, 101).unwrap();
+        let log = Log::open(dir.path(), 512, 500, 101, key).unwrap();
         assert_eq!(log.next_seq(), 500);
-        log.append(500, &[record(500)]).unwrap();
+        append(&log, 500, &[record(500)]);
         assert_eq!(collect(&log, 1, 1000, 10), vec![(500, record(500))]);
     }
 }

@@ -89,17 +89,25 @@ pub fn decode_event(seq: EventSeq, bytes: &[u8]) -> Result<StoredEvent, StoreErr
     })
 }
 
-/// A dedupe entry's value: the `seq` of the event. When it was accepted is in its record, which a
-/// dedupe hit reads anyway to check it.
-pub fn dedupe_entry(seq: EventSeq) -> [u8; 8] {
-    seq.0.to_be_bytes()
+/// The `source` and `id` of the event in this record (the first two fields of the postcard
+/// event), read without decoding the rest.
+pub fn event_identity(bytes: &[u8]) -> Result<(&str, &str), StoreError> {
+    #[derive(Deserialize)]
+    struct Identity<'a> {
+        id: &'a str,
+        source: &'a str,
+    }
+    let (_, count) = header(bytes)?;
+    let (identity, _): (Identity, _) =
+        postcard::take_from_bytes(&bytes[EVENT_HEADER_LEN + 4 * count..])
+            .map_err(|error| StoreError::Corrupt(format!("event identity: {error}")))?;
+    Ok((identity.source, identity.id))
 }
 
-/// The `seq` in a dedupe entry (entries written before 2026-12-03 hold the accept time after
-/// it), unless it has another layout.
-pub fn parse_dedupe_entry(value: &[u8]) -> Option<EventSeq> {
-    let seq = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
-    matches!(value.len(), 8 | 16).then_some(EventSeq(seq))
+/// The dedupe key of the event in this record.
+pub fn event_dedupe_key(bytes: &[u8]) -> Result<u64, StoreError> {
+    let (source, id) = event_identity(bytes)?;
+    Ok(super::dedupe_key(source, id))
 }
 
 /// Retry state of a delivery that failed at least once (or was parked by a 410).

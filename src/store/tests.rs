@@ -387,10 +387,10 @@ async fn attempts_with_history_are_numbered_after_the_last_one() {
     );
 }
 
-/// Acknowledgements do not wait for sled: dedupe entries it had not flushed before a crash are
-/// written again at open from the log, past the high-water mark.
+/// The dedupe index is in memory: at open it is built again from the log (and the events kept
+/// in sled), and an index tree of earlier versions is dropped.
 #[tokio::test]
-async fn dedupe_entries_lost_with_sled_are_rebuilt_from_the_log() {
+async fn the_dedupe_index_is_rebuilt_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let now = now_ms();
     {
@@ -399,33 +399,95 @@ async fn dedupe_entries_lost_with_sled_are_rebuilt_from_the_log() {
             .accept(vec![new("/s", "1", &[1]), new("/s", "2", &[1])], now)
             .await
             .unwrap();
-        // As if sled had flushed only the first commit's entries: the second's are gone and
-        // the mark is back at seq 1.
-        let dedupe = &store.inner.dedupe;
-        dedupe.remove(dedupe_key("/s", "2")).unwrap();
-        dedupe
-            .insert(committer::DEDUPE_HIGH_WATER, &1u64.to_be_bytes())
-            .unwrap();
+        assert_eq!(store.dedupe_index_entries(), 2);
+        store.inner.db.open_tree("dedupe").unwrap();
         store.flush().unwrap();
     }
     let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+    assert_eq!(store.dedupe_index_entries(), 2);
+    let names = store.inner.db.tree_names();
+    assert!(!names.iter().any(|name| name.as_ref() == b"dedupe"));
     let outcome = store
-        .accept(vec![new("/s", "2", &[1]), new("/s", "1", &[1])], now + 1)
+        .accept(
+            vec![
+                new("/s", "2", &[1]),
+                new("/s", "1", &[1]),
+                new("/s", "3", &[1]),
+            ],
+            now + 1,
+        )
         .await
         .unwrap();
     assert_eq!(
         outcome,
         vec![
             Accepted::Duplicate { seq: EventSeq(2) },
-            Accepted::Duplicate { seq: EventSeq(1) }
+            Accepted::Duplicate { seq: EventSeq(1) },
+            Accepted::Stored {
+                seq: EventSeq(3),
+                subscribers: 1
+            }
         ]
     );
 }
 
-/// A dedupe entry whose event is not in the log (lost to a power cut under `relaxed`, say) does
-/// not make a new event with that `source` and `id` a duplicate.
+/// An event kept in sled for its retry after its segment was purged is indexed at open while
+/// it is in the window; one that retention removed no longer counts.
 #[tokio::test]
-async fn a_dedupe_entry_without_its_event_swallows_nothing() {
+async fn events_kept_in_sled_are_indexed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let short_retention = StorageConfig {
+        retention: Duration::from_secs(1),
+        ..config(Durability::Strict)
+    };
+    let accepted_at = 1_000_000;
+    {
+        let store = Store::open(dir.path(), &short_retention).unwrap();
+        let subscriber = store.register_subscribers(["erp"]).unwrap()["erp"];
+        let events = vec![
+            new("/s", "0", &[subscriber.0]),
+            new("/s", "1", &[subscriber.0]),
+        ];
+        store.accept(events, accepted_at).await.unwrap();
+        let state = RetryState {
+            attempts: 1,
+            first_attempt_ms: accepted_at,
+            next_attempt_ms: accepted_at + 5_000_000,
+            last_status: Some(503),
+            last_error: None,
+        };
+        store
+            .schedule_retry(subscriber, EventSeq(1), &state, None)
+            .unwrap();
+        store.set_cursor(subscriber, EventSeq(3)).unwrap();
+        assert_eq!(store.purge_expired(accepted_at + 2_000).unwrap(), 1);
+        assert_eq!(store.dedupe_index_entries(), 1);
+    }
+    let store = Store::open(dir.path(), &short_retention).unwrap();
+    assert_eq!(store.dedupe_index_entries(), 1);
+    let outcome = store
+        .accept(
+            vec![new("/s", "0", &[1]), new("/s", "1", &[1])],
+            accepted_at + 3_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        vec![
+            Accepted::Duplicate { seq: EventSeq(1) },
+            Accepted::Stored {
+                seq: EventSeq(3),
+                subscribers: 1
+            }
+        ]
+    );
+}
+
+/// An index entry whose event has another `source` and `id` (their hashes collide) does not
+/// make a new event a duplicate.
+#[tokio::test]
+async fn a_colliding_dedupe_entry_swallows_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
     let now = now_ms();
@@ -433,14 +495,7 @@ async fn a_dedupe_entry_without_its_event_swallows_nothing() {
         .accept(vec![new("/s", "other", &[1])], now)
         .await
         .unwrap();
-    store
-        .inner
-        .dedupe
-        .insert(
-            dedupe_key("/s", "lost"),
-            &records::dedupe_entry(EventSeq(1)),
-        )
-        .unwrap();
+    store.dedupe().insert(dedupe_key("/s", "lost"), EventSeq(1));
     let outcome = store
         .accept(vec![new("/s", "lost", &[1])], now)
         .await
@@ -451,6 +506,25 @@ async fn a_dedupe_entry_without_its_event_swallows_nothing() {
             seq: EventSeq(2),
             subscribers: 1
         }]
+    );
+    // The newer event takes the entry.
+    assert_eq!(
+        store.dedupe().get(dedupe_key("/s", "lost")),
+        Some(EventSeq(2))
+    );
+}
+
+/// The dedupe key read from a record without decoding it is the event's.
+#[test]
+fn a_record_gives_its_dedupe_key() {
+    let record = records::encode_event(7, &[SubscriberId(3)], &event("/shop", "order-1")).unwrap();
+    assert_eq!(
+        records::event_identity(&record).unwrap(),
+        ("/shop", "order-1")
+    );
+    assert_eq!(
+        records::event_dedupe_key(&record).unwrap(),
+        dedupe_key("/shop", "order-1")
     );
 }
 
@@ -599,36 +673,4 @@ async fn first_successes_are_kept_in_compact_groups() {
     let groups = records::delivered_groups(&mut many).unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].1.len() < 12_000, "{} bytes", groups[0].1.len());
-}
-
-/// Dedupe entries written before they lost their accept time (`seq` then `accepted_at`) still
-/// count.
-#[tokio::test]
-async fn dedupe_entries_of_the_earlier_layout_still_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
-    let now = now_ms();
-    store
-        .accept(vec![new("/s", "old", &[1])], now)
-        .await
-        .unwrap();
-    let mut legacy = [0u8; 16];
-    legacy[..8].copy_from_slice(&1u64.to_be_bytes());
-    legacy[8..].copy_from_slice(&now.to_be_bytes());
-    store
-        .inner
-        .dedupe
-        .insert(dedupe_key("/s", "old"), &legacy)
-        .unwrap();
-    let outcome = store
-        .accept(vec![new("/s", "old", &[1])], now)
-        .await
-        .unwrap();
-    assert_eq!(outcome, vec![Accepted::Duplicate { seq: EventSeq(1) }]);
-    // Past the window (the event record's accept time) it is new again.
-    let later = store
-        .accept(vec![new("/s", "old", &[1])], now + 61_000)
-        .await
-        .unwrap();
-    assert!(matches!(later[0], Accepted::Stored { .. }));
 }

@@ -507,6 +507,7 @@ async fn metrics_move_as_events_flow() {
     .await;
     let after = scrape().await;
     assert!(after.contains("fanout_events_accepted_total 4"), "{after}");
+    assert!(after.contains("fanout_dedupe_index_entries 4"), "{after}");
     assert!(
         after.contains("fanout_events_rejected_total{reason=\"invalid_event\"} 1"),
         "{after}"
