@@ -305,7 +305,7 @@ fn render(state: &AdminState) -> String {
         &mut out,
         "fanout_dedupe_index_entries",
         "gauge",
-        "Events the in-memory dedupe index holds (about 16 to 40 bytes each).",
+        "Events the in-memory dedupe index holds (about 20 to 40 bytes each).",
     );
     let _ = writeln!(
         out,

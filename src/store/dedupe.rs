@@ -10,7 +10,7 @@
 //! two events whose hashes collide (about n² / 2⁶⁵ for n events in the window) are then both
 //! accepted, and the newer one takes the entry.
 //!
-//! Memory: about 16 to 40 bytes an entry (a hash table of two `u64`s that doubles as it grows).
+//! Memory: about 20 to 40 bytes an entry (a hash table of two `u64`s that doubles as it grows).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
