@@ -109,6 +109,9 @@ struct Inner {
     committer: Option<thread::JoinHandle<()>>,
     /// The size on disk at the last [`Store::refresh_size`].
     size: std::sync::atomic::AtomicU64,
+    /// Per subscriber, how many times a retry was put in its schedule (see
+    /// [`Store::schedule_version`]).
+    schedule_versions: Mutex<HashMap<SubscriberId, u64>>,
 }
 
 impl Drop for Inner {
@@ -213,6 +216,7 @@ impl Store {
                 config: config.clone(),
                 committer: Some(committer),
                 size: std::sync::atomic::AtomicU64::new(0),
+                schedule_versions: Mutex::new(HashMap::new()),
             }),
         };
         store.refresh_size()?;
@@ -641,7 +645,32 @@ impl Store {
             records::encode(state)?,
         );
         batch.insert(&keys::schedule(subscriber, state.next_attempt_ms, seq), &[]);
-        Ok(self.inner.deliveries.apply_batch(batch)?)
+        self.inner.deliveries.apply_batch(batch)?;
+        self.scheduled(subscriber);
+        Ok(())
+    }
+
+    /// A number that changes whenever a retry is put in `subscriber`'s schedule, by this
+    /// process, after the write. A dispatcher that read it before looking at the schedule
+    /// knows the schedule has gained nothing while the number stays the same, and need not look
+    /// again (removals only make what it saw too early, never too late).
+    pub fn schedule_version(&self, subscriber: SubscriberId) -> u64 {
+        let versions = self
+            .inner
+            .schedule_versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        versions.get(&subscriber).copied().unwrap_or(0)
+    }
+
+    /// Called after every write that adds to `subscriber`'s schedule.
+    fn scheduled(&self, subscriber: SubscriberId) {
+        let mut versions = self
+            .inner
+            .schedule_versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *versions.entry(subscriber).or_insert(0) += 1;
     }
 
     /// A delivery succeeded: its retry record (if it had one) goes.
@@ -780,8 +809,14 @@ impl Store {
     }
 
     /// Records first attempts that succeeded (each the first attempt ever of its delivery, as
-    /// [`Store::record_attempt`] without `history`), in compact groups: one sled write for all
-    /// of them instead of one record each.
+    /// [`Store::record_attempt`] without `history`), in compact groups: one sled write per group
+    /// instead of one record per attempt.
+    ///
+    /// The groups are plain inserts, not a `sled::Batch`: each group stands on its own (a crash
+    /// that keeps only some of them re-delivers the rest, as a cursor not yet written does), and
+    /// sled seals its I/O buffer twice for every batch, each a write and a wake-up of all of its
+    /// pool threads. With 16 dispatchers writing every 20 ms, that was about 1,100 seals a
+    /// second and an eighth of the delivery path's CPU.
     ///
     /// # Errors
     /// A store write failed.
@@ -793,11 +828,11 @@ impl Store {
         if delivered.is_empty() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
         for (first, value) in records::delivered_groups(delivered)? {
-            batch.insert(&keys::delivered(subscriber, first), value);
+            self.inner
+                .delivered
+                .insert(keys::delivered(subscriber, first), value)?;
         }
-        self.inner.delivered.apply_batch(batch)?;
         Ok(())
     }
 

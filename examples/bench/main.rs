@@ -432,6 +432,7 @@ impl Bench {
             println!("== ingest: fan-out {fanout}, {size} B");
             let (mut rates, mut p99_full, mut p99_half, mut b2_p99) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut drain_rates, mut drain_cpus) = (Vec::new(), Vec::new());
             for run in 0..self.args.runs {
                 self.receiver.reset();
                 self.receiver.stall();
@@ -464,15 +465,21 @@ impl Bench {
                             .unwrap_or_default()
                     );
                 }
+                // Delivery alone: release the subscribers and time the drain of what was
+                // accepted, with no ingest beside it (what B3 measures).
+                let expected = (closed.accepted + open.accepted) * fanout as u64;
+                let (rate, cpu) = self.drain(router.pid(), expected).await;
+                drain_rates.push(rate);
+                drain_cpus.push(cpu);
                 if run + 1 == self.args.runs {
-                    // Correctness on the last run: release the subscribers, everything arrives.
-                    self.receiver.release();
-                    let expected = (closed.accepted + open.accepted) * fanout as u64;
+                    // Correctness on the last run: everything arrives.
                     self.expect_delivered(expected, Duration::from_secs(300))
                         .await?;
                 }
                 router.stop();
             }
+            self.report
+                .drain(fanout, size, Stat::of(&drain_rates), Stat::of(&drain_cpus));
             self.report.ingest(
                 fanout,
                 size,
@@ -483,6 +490,24 @@ impl Bench {
             );
         }
         Ok(())
+    }
+
+    /// Releases the stalled subscribers and measures deliveries/s and the router's CPU per
+    /// delivery until `expected` have arrived or the run's duration is over.
+    async fn drain(&self, pid: u32, expected: u64) -> (f64, f64) {
+        let (first, at) = (self.receiver.requests(), Instant::now());
+        let cpu = router::cpu_of(pid).unwrap_or_default();
+        self.receiver.release();
+        let deadline = at + self.args.duration;
+        while self.receiver.requests() - first < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let delivered = (self.receiver.requests() - first) as f64;
+        let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
+        (
+            delivered / at.elapsed().as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
+        )
     }
 
     /// Scenario 2: end-to-end deliveries per second and ingest-to-receiver latency.

@@ -49,6 +49,19 @@ impl Stat {
     }
 }
 
+/// The deliveries target of a fan-out: >= 20,000/s at 1; >= 40,000/s and >= 70 % of B3 at 16.
+fn deliveries_target(fanout: usize, rate: f64, b3: f64) -> String {
+    match fanout {
+        1 => format!(">= 20,000/s: {}", verdict(rate >= 20_000.0)),
+        16 => format!(
+            ">= 40,000/s: {}; >= 70 % of B3: {}",
+            verdict(rate >= 40_000.0),
+            verdict(rate >= 0.7 * b3)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Thousands separators for large numbers; `digits` decimals otherwise.
 fn number(value: f64, digits: usize) -> String {
     if value.abs() >= 1000.0 {
@@ -123,6 +136,9 @@ pub struct Report {
     ingest: Vec<(usize, usize, Stat, Stat, Stat, Stat)>,
     /// (fan-out, events per publish request, deliveries/s, router CPU µs per delivery).
     deliveries: Vec<(usize, usize, Stat, Stat)>,
+    /// (fan-out, event bytes, deliveries/s, router CPU µs per delivery) of the drain after
+    /// scenario 1: delivery alone, no ingest beside it.
+    drain: Vec<(usize, usize, Stat, Stat)>,
     latency: Vec<(u32, f64, Stat, Stat, Stat)>,
     isolation: Vec<(String, Stat, f64, Stat)>,
     backlog: Option<Backlog>,
@@ -164,6 +180,10 @@ impl Report {
 
     pub fn deliveries(&mut self, fanout: usize, batch: usize, rate: Stat, cpu_us: Stat) {
         self.deliveries.push((fanout, batch, rate, cpu_us));
+    }
+
+    pub fn drain(&mut self, fanout: usize, size: usize, rate: Stat, cpu_us: Stat) {
+        self.drain.push((fanout, size, rate, cpu_us));
     }
 
     pub fn latency(&mut self, percent: u32, rate: f64, p50: Stat, p99: Stat, p999: Stat) {
@@ -278,13 +298,38 @@ impl Report {
     }
 
     fn render_deliveries(&self, out: &mut String) {
-        if self.deliveries.is_empty() && self.latency.is_empty() {
+        if self.deliveries.is_empty() && self.latency.is_empty() && self.drain.is_empty() {
             return;
         }
         let b3 = self.baseline_of("B3");
+        let _ = writeln!(out, "### 2. Deliveries and end to end\n");
+        if !self.drain.is_empty() {
+            let _ = writeln!(
+                out,
+                "Delivery alone, as B3 measures it: the events accepted in scenario 1 (subscribers stalled, 16 attempts in flight each) are delivered once the subscribers are released, with no ingest beside it. Deliveries/s over the drain (at most one run's duration).\n\n| fan-out | size | deliveries/s | of B3 | router CPU per delivery | target |\n|---|---|---|---|---|---|"
+            );
+            for (fanout, size, rate, cpu) in &self.drain {
+                let target = if *size == 1024 {
+                    deliveries_target(*fanout, rate.median, b3)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {fanout} | {size} B | {} | {} | {} | {target} |",
+                    rate.show(0, ""),
+                    percent(rate.median, b3),
+                    cpu.show(1, " µs"),
+                );
+            }
+            out.push('\n');
+        }
+        if self.deliveries.is_empty() {
+            return self.render_latency(out);
+        }
         let _ = writeln!(
             out,
-            "### 2. End to end\n\nClosed-loop publishing held to at most {} deliveries accepted and not yet arrived, so each figure is a rate that ingest and delivery sustain together on the router's one CPU.\n\n| fan-out | published as | deliveries/s | of B3 | router CPU per delivery (ingest included) | target |\n|---|---|---|---|---|---|",
+            "Sustained end to end: closed-loop publishing held to at most {} deliveries accepted and not yet arrived, so each figure is a rate that ingest and delivery sustain together on the router's one CPU.\n\n| fan-out | published as | deliveries/s | of B3 | router CPU per delivery (ingest included) | target |\n|---|---|---|---|---|---|",
             number(E2E_MAX_LAG as f64, 0)
         );
         for (fanout, batch, rate, cpu) in &self.deliveries {
@@ -293,15 +338,7 @@ impl Report {
             } else {
                 format!("batches of {batch}")
             };
-            let target = match fanout {
-                1 => format!(">= 20,000/s: {}", verdict(rate.median >= 20_000.0)),
-                16 => format!(
-                    ">= 40,000/s: {}; >= 70 % of B3: {}",
-                    verdict(rate.median >= 40_000.0),
-                    verdict(rate.median >= 0.7 * b3)
-                ),
-                _ => String::new(),
-            };
+            let target = deliveries_target(*fanout, rate.median, b3);
             let _ = writeln!(
                 out,
                 "| {fanout} | {published} | {} | {} | {} | {target} |",
@@ -311,6 +348,10 @@ impl Report {
             );
         }
         out.push('\n');
+        self.render_latency(out);
+    }
+
+    fn render_latency(&self, out: &mut String) {
         if self.latency.is_empty() {
             return;
         }

@@ -254,6 +254,7 @@ impl Store {
         batch.remove(&dead_key);
         batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
         self.inner.deliveries.apply_batch(batch)?;
+        self.scheduled(subscriber);
         Ok(true)
     }
 
@@ -328,6 +329,7 @@ impl Store {
         self.inner
             .deliveries
             .apply_batch(queue_batch(subscriber, seq, &state)?)?;
+        self.scheduled(subscriber);
         Ok(true)
     }
 }

@@ -209,9 +209,12 @@ async fn retry_moves_and_dead_letters_are_atomic_records() {
         last_status: Some(500),
         last_error: None,
     };
+    let before = store.schedule_version(subscriber);
     store
         .schedule_retry(subscriber, EventSeq(1), &first, None)
         .unwrap();
+    let after_first = store.schedule_version(subscriber);
+    assert_ne!(after_first, before, "a scheduled retry changes the version");
     let second = RetryState {
         attempts: 2,
         next_attempt_ms: 300,
@@ -252,6 +255,24 @@ async fn retry_moves_and_dead_letters_are_atomic_records() {
     );
     store.forwarded(subscriber, EventSeq(1)).unwrap();
     assert!(store.outbox(10).unwrap().is_empty());
+
+    // Removals leave the version alone (a dispatcher only looks too early, never too late);
+    // a replayed dead letter is scheduled again, so it changes it, and only for its subscriber.
+    let other = store.register_subscribers(["pim"]).unwrap()["pim"];
+    let (version, others) = (
+        store.schedule_version(subscriber),
+        store.schedule_version(other),
+    );
+    assert_ne!(version, after_first, "the second retry changed it too");
+    assert!(store
+        .replay_dead_letter(subscriber, EventSeq(1), 500)
+        .unwrap());
+    assert_ne!(store.schedule_version(subscriber), version);
+    assert_eq!(store.schedule_version(other), others);
+    assert_eq!(
+        store.next_retry_at(subscriber, |_| false).unwrap(),
+        Some(500)
+    );
 }
 
 #[tokio::test]
