@@ -28,6 +28,7 @@ mod committer;
 mod dedupe;
 mod log;
 pub mod records;
+mod schedule;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,6 +46,7 @@ pub use dedupe::dedupe_key;
 use dedupe::DedupeIndex;
 use records::keys;
 pub use records::{AttemptRecord, DeadLetter, Delivered, RetryState, StoredEvent};
+use schedule::Schedule;
 
 /// Errors of the store. Any of them means the operation did not happen (or, for a commit, that
 /// nothing of it was acknowledged).
@@ -109,9 +111,8 @@ struct Inner {
     committer: Option<thread::JoinHandle<()>>,
     /// The size on disk at the last [`Store::refresh_size`].
     size: std::sync::atomic::AtomicU64,
-    /// Per subscriber, how many times a retry was put in its schedule (see
-    /// [`Store::schedule_version`]).
-    schedule_versions: Mutex<HashMap<SubscriberId, u64>>,
+    /// The retry schedule, rebuilt at open from the retry records.
+    schedule: Mutex<Schedule>,
 }
 
 impl Drop for Inner {
@@ -183,6 +184,7 @@ impl Store {
             records::event_dedupe_key,
         )?);
         let dedupe = Arc::new(Mutex::new(index_recent_events(&log, &events, &meta)?));
+        let schedule = schedule_of(&deliveries)?;
         let last = log.next_seq() - 1;
         let (committed_tx, committed) = watch::channel(EventSeq(last));
         let (jobs, receiver) = mpsc::channel(4096);
@@ -216,7 +218,7 @@ impl Store {
                 config: config.clone(),
                 committer: Some(committer),
                 size: std::sync::atomic::AtomicU64::new(0),
-                schedule_versions: Mutex::new(HashMap::new()),
+                schedule: Mutex::new(schedule),
             }),
         };
         store.refresh_size()?;
@@ -535,55 +537,44 @@ impl Store {
         limit: usize,
         skip: impl Fn(EventSeq) -> bool,
     ) -> Result<Vec<DueRetry>, StoreError> {
-        let start = keys::schedule(subscriber, 0, EventSeq(0));
-        let end = keys::schedule(subscriber, now_ms, EventSeq(u64::MAX));
-        let mut due = Vec::new();
-        for entry in self.inner.deliveries.range(start..=end) {
-            let (key, _) = entry?;
-            let (_, seq) = keys::parse_schedule(&key)
-                .ok_or_else(|| StoreError::Corrupt("schedule key".into()))?;
-            if skip(seq) {
-                continue;
-            }
-            if let Some(value) =
-                self.inner
-                    .deliveries
-                    .get(keys::delivery(keys::RETRY, subscriber, seq))?
+        let seqs = self.schedule().due(subscriber, now_ms, limit, skip);
+        let mut due = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            match self
+                .inner
+                .deliveries
+                .get(keys::delivery(keys::RETRY, subscriber, seq))?
             {
-                due.push(DueRetry {
+                Some(value) => due.push(DueRetry {
                     seq,
                     state: records::decode(&value)?,
-                });
-                if due.len() >= limit {
-                    break;
-                }
+                }),
+                // Never expected: the schedule follows every write of a retry record.
+                None => self.schedule().remove(subscriber, seq),
             }
         }
         Ok(due)
     }
 
     /// When the earliest scheduled retry of `subscriber` not excluded by `skip` is due.
-    ///
-    /// # Errors
-    /// A store read failed.
     pub fn next_retry_at(
         &self,
         subscriber: SubscriberId,
         skip: impl Fn(EventSeq) -> bool,
-    ) -> Result<Option<u64>, StoreError> {
-        for entry in self
-            .inner
-            .deliveries
-            .scan_prefix(keys::subscriber_prefix(keys::SCHEDULE, subscriber))
-        {
-            let (key, _) = entry?;
-            let (at, seq) = keys::parse_schedule(&key)
-                .ok_or_else(|| StoreError::Corrupt("schedule key".into()))?;
-            if !skip(seq) {
-                return Ok(Some(at));
-            }
-        }
-        Ok(None)
+    ) -> Option<u64> {
+        self.schedule().next(subscriber, skip)
+    }
+
+    fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.inner
+            .schedule
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many retries are scheduled, for all subscribers.
+    pub fn scheduled_retries(&self) -> usize {
+        self.schedule().len()
     }
 
     /// Retry states of a subscriber, in seq order (for inspection and tests).
@@ -625,7 +616,8 @@ impl Store {
             .collect()
     }
 
-    /// Records (or moves) a delivery's retry: replaces `previous`'s schedule entry atomically.
+    /// Records (or moves) a delivery's retry: one write of its retry record, which sled makes
+    /// atomic by itself; the schedule in memory follows it.
     ///
     /// # Errors
     /// A store write failed.
@@ -634,43 +626,13 @@ impl Store {
         subscriber: SubscriberId,
         seq: EventSeq,
         state: &RetryState,
-        previous: Option<&RetryState>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        if let Some(previous) = previous {
-            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
-        }
-        batch.insert(
-            &keys::delivery(keys::RETRY, subscriber, seq),
+        self.inner.deliveries.insert(
+            keys::delivery(keys::RETRY, subscriber, seq),
             records::encode(state)?,
-        );
-        batch.insert(&keys::schedule(subscriber, state.next_attempt_ms, seq), &[]);
-        self.inner.deliveries.apply_batch(batch)?;
-        self.scheduled(subscriber);
+        )?;
+        self.schedule().set(subscriber, seq, state.next_attempt_ms);
         Ok(())
-    }
-
-    /// A number that changes whenever a retry is put in `subscriber`'s schedule, by this
-    /// process, after the write. A dispatcher that read it before looking at the schedule
-    /// knows the schedule has gained nothing while the number stays the same, and need not look
-    /// again (removals only make what it saw too early, never too late).
-    pub fn schedule_version(&self, subscriber: SubscriberId) -> u64 {
-        let versions = self
-            .inner
-            .schedule_versions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        versions.get(&subscriber).copied().unwrap_or(0)
-    }
-
-    /// Called after every write that adds to `subscriber`'s schedule.
-    fn scheduled(&self, subscriber: SubscriberId) {
-        let mut versions = self
-            .inner
-            .schedule_versions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *versions.entry(subscriber).or_insert(0) += 1;
     }
 
     /// A delivery succeeded: its retry record (if it had one) goes.
@@ -683,11 +645,11 @@ impl Store {
         seq: EventSeq,
         previous: Option<&RetryState>,
     ) -> Result<(), StoreError> {
-        if let Some(previous) = previous {
-            let mut batch = sled::Batch::default();
-            batch.remove(&keys::delivery(keys::RETRY, subscriber, seq));
-            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
-            self.inner.deliveries.apply_batch(batch)?;
+        if previous.is_some() {
+            self.inner
+                .deliveries
+                .remove(keys::delivery(keys::RETRY, subscriber, seq))?;
+            self.schedule().remove(subscriber, seq);
         }
         Ok(())
     }
@@ -706,9 +668,8 @@ impl Store {
         forward: bool,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        if let Some(previous) = previous {
+        if previous.is_some() {
             batch.remove(&keys::delivery(keys::RETRY, subscriber, seq));
-            batch.remove(&keys::schedule(subscriber, previous.next_attempt_ms, seq));
         }
         batch.insert(
             &keys::delivery(keys::DEAD, subscriber, seq),
@@ -718,6 +679,9 @@ impl Store {
             batch.insert(&keys::delivery(keys::OUTBOX, subscriber, seq), &[]);
         }
         self.inner.deliveries.apply_batch(batch)?;
+        if previous.is_some() {
+            self.schedule().remove(subscriber, seq);
+        }
         Ok(())
     }
 
@@ -1125,6 +1089,27 @@ fn stored_u64(value: Option<sled::IVec>) -> u64 {
 }
 
 /// Every subscriber's cursor (values of another layout skipped).
+/// The retry schedule of every subscriber, from the retry records. The schedule entries that
+/// fanout versions before the in-memory schedule kept in sled go.
+fn schedule_of(deliveries: &sled::Tree) -> Result<Schedule, StoreError> {
+    let mut schedule = Schedule::default();
+    for entry in deliveries.scan_prefix([keys::RETRY]) {
+        let (key, value) = entry?;
+        let (subscriber, seq) =
+            keys::parse_delivery(&key).ok_or_else(|| StoreError::Corrupt("retry key".into()))?;
+        let state: RetryState = records::decode(&value)?;
+        schedule.set(subscriber, seq, state.next_attempt_ms);
+    }
+    let legacy: Vec<sled::IVec> = deliveries
+        .scan_prefix([keys::SCHEDULE])
+        .keys()
+        .collect::<Result<_, _>>()?;
+    for key in legacy {
+        deliveries.remove(key)?;
+    }
+    Ok(schedule)
+}
+
 fn cursors(deliveries: &sled::Tree) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
     deliveries
         .scan_prefix([keys::CURSOR])

@@ -190,11 +190,6 @@ pub struct Dispatcher {
     probe_granted: bool,
     /// The head seq of the probe in flight.
     probe_seq: Option<EventSeq>,
-    /// The last look at the retry schedule: the store's schedule version read before it, and
-    /// when the earliest retry not in flight then was due (`None`: no retry). Valid while the
-    /// version is the same and no retry left flight since, so a dispatcher with no retries
-    /// does not scan the schedule twice per loop.
-    retry_scan: Option<(u64, Option<u64>)>,
 }
 
 /// What holds attempts back.
@@ -241,7 +236,6 @@ impl Dispatcher {
             batch_due: None,
             probe_granted: false,
             probe_seq: None,
-            retry_scan: None,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -358,9 +352,7 @@ impl Dispatcher {
             .batch
             .filter(|_| self.order.is_none());
         let per_job = batch.map_or(1, |batch| batch.max_events);
-        if self.in_flight() < limit && self.retries_may_be_due(now_ms) {
-            // What is started below leaves the schedule's unskipped part: look again later.
-            self.retry_scan = None;
+        if self.in_flight() < limit {
             let due = store.due_retries(
                 id,
                 store::now_ms(),
@@ -551,48 +543,22 @@ impl Dispatcher {
         });
     }
 
-    /// Whether the retry schedule may hold a retry due at `now_ms` that is not in flight.
-    fn retries_may_be_due(&self, now_ms: u64) -> bool {
-        match self.retry_scan {
-            Some((version, next))
-                if version == self.context.store.schedule_version(self.context.id) =>
-            {
-                next.is_some_and(|at| at <= now_ms)
-            }
-            _ => true,
-        }
-    }
-
     /// When the next retry not already in flight is due, if a slot is free to run it.
-    fn retry_timer(&mut self) -> Option<u64> {
+    fn retry_timer(&self) -> Option<u64> {
         if !self.context.control.may_deliver()
             || self.in_flight() >= self.context.control.config().concurrency
         {
             return None;
         }
-        let version = self.context.store.schedule_version(self.context.id);
-        if let Some((seen, next)) = self.retry_scan {
-            if seen == version {
-                return next;
-            }
-        }
         let skip = |seq: EventSeq| {
             self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
         };
-        match self.context.store.next_retry_at(self.context.id, skip) {
-            Ok(at) => {
-                self.context
-                    .control
-                    .next_retry_ms
-                    .store(at.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-                self.retry_scan = Some((version, at));
-                at
-            }
-            Err(error) => {
-                tracing::error!(subscriber = %self.context.control.name, error = %error, "Dispatcher cannot read the retry schedule.");
-                Some(store::now_ms() + 1_000)
-            }
-        }
+        let at = self.context.store.next_retry_at(self.context.id, skip);
+        self.context
+            .control
+            .next_retry_ms
+            .store(at.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        at
     }
 
     fn finish(&mut self, done: Result<Result<Done, Carried>, tokio::task::JoinError>) {
@@ -619,10 +585,7 @@ impl Dispatcher {
         }
         for seq in seqs {
             self.fresh_in_flight.remove(&seq);
-            if self.retries_in_flight.remove(&seq) {
-                // Its schedule entry, if it kept one, is no longer skipped.
-                self.retry_scan = None;
-            }
+            self.retries_in_flight.remove(&seq);
         }
     }
 
@@ -655,17 +618,12 @@ impl Dispatcher {
                 last_status: None,
                 last_error: Some("the attempt failed inside fanout".into()),
             };
-            if let Err(error) =
-                context
-                    .store
-                    .schedule_retry(context.id, seq, &state, previous.as_ref())
-            {
+            if let Err(error) = context.store.schedule_retry(context.id, seq, &state) {
                 tracing::error!(subscriber = %name, seq = %seq, error = %error, "Cannot reschedule a delivery after a panic; it stays in flight until a restart.");
                 continue;
             }
             self.fresh_in_flight.remove(&seq);
             self.retries_in_flight.remove(&seq);
-            self.retry_scan = None;
         }
     }
 
@@ -766,7 +724,7 @@ impl Dispatcher {
                     last_status: attempt.status,
                     last_error: attempt.error.clone(),
                 };
-                store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
+                store.schedule_retry(context.id, job.seq, &state)?;
                 Metrics::add(&context.metrics.retries_scheduled, 1);
                 Metrics::add(&control.retries_scheduled, 1);
                 tracing::info!(subscriber = %name, event_id = %job.event.id, webhook_id = %webhook_id(job.seq, context.id), attempt = attempts, status = ?attempt.status, error = ?attempt.error, retry_in_ms = at_ms.saturating_sub(now_ms), "Delivery failed; retry scheduled.");
@@ -823,7 +781,7 @@ impl Dispatcher {
                     last_status: attempt.status,
                     last_error: Some(reason.clone()),
                 };
-                store.schedule_retry(context.id, job.seq, &state, job.retry.as_ref())?;
+                store.schedule_retry(context.id, job.seq, &state)?;
                 if control.disabled().is_none() {
                     disable(context, reason)?;
                 }

@@ -250,11 +250,15 @@ impl Store {
             last_status: letter.last_status,
             last_error: Some(format!("replayed dead letter: {}", letter.reason)),
         };
-        let mut batch = queue_batch(subscriber, seq, &state)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            &keys::delivery(keys::RETRY, subscriber, seq),
+            records::encode(&state)?,
+        );
         batch.remove(&dead_key);
         batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
         self.inner.deliveries.apply_batch(batch)?;
-        self.scheduled(subscriber);
+        self.schedule().set(subscriber, seq, state.next_attempt_ms);
         Ok(true)
     }
 
@@ -326,25 +330,7 @@ impl Store {
             last_status: None,
             last_error: Some("archive replay".into()),
         };
-        self.inner
-            .deliveries
-            .apply_batch(queue_batch(subscriber, seq, &state)?)?;
-        self.scheduled(subscriber);
+        self.schedule_retry(subscriber, seq, &state)?;
         Ok(true)
     }
-}
-
-/// A batch that puts a delivery in its subscriber's retry queue, due at `state.next_attempt_ms`.
-fn queue_batch(
-    subscriber: SubscriberId,
-    seq: EventSeq,
-    state: &RetryState,
-) -> Result<sled::Batch, StoreError> {
-    let mut batch = sled::Batch::default();
-    batch.insert(
-        &keys::delivery(keys::RETRY, subscriber, seq),
-        records::encode(state)?,
-    );
-    batch.insert(&keys::schedule(subscriber, state.next_attempt_ms, seq), &[]);
-    Ok(batch)
 }

@@ -327,6 +327,7 @@ pub mod keys {
     use crate::ids::{EventSeq, SubscriberId};
 
     pub const RETRY: u8 = b'r';
+    /// Schedule entries of fanout versions before the in-memory schedule: removed at open.
     pub const SCHEDULE: u8 = b's';
     pub const DEAD: u8 = b'd';
     pub const OUTBOX: u8 = b'o';
@@ -350,27 +351,11 @@ pub mod keys {
         key
     }
 
-    /// `s | subscriber | next_attempt_ms | seq`: the retry schedule in time order.
-    pub fn schedule(subscriber: SubscriberId, at_ms: u64, seq: EventSeq) -> [u8; 21] {
-        let mut key = [0; 21];
-        key[..5].copy_from_slice(&subscriber_prefix(SCHEDULE, subscriber));
-        key[5..13].copy_from_slice(&at_ms.to_be_bytes());
-        key[13..].copy_from_slice(&seq.0.to_be_bytes());
-        key
-    }
-
     /// Splits a `kind | subscriber | seq` key.
     pub fn parse_delivery(key: &[u8]) -> Option<(SubscriberId, EventSeq)> {
         let subscriber = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?);
         let seq = u64::from_be_bytes(key.get(5..13)?.try_into().ok()?);
         Some((SubscriberId(subscriber), EventSeq(seq)))
-    }
-
-    /// Splits a schedule key into (time, seq).
-    pub fn parse_schedule(key: &[u8]) -> Option<(u64, EventSeq)> {
-        let at = u64::from_be_bytes(key.get(5..13)?.try_into().ok()?);
-        let seq = u64::from_be_bytes(key.get(13..21)?.try_into().ok()?);
-        Some((at, EventSeq(seq)))
     }
 
     /// The attempts of one delivery: the first 12 bytes of [`attempt`]'s keys.

@@ -161,7 +161,7 @@ async fn state_survives_reopening() {
             last_error: None,
         };
         store
-            .schedule_retry(subscriber, EventSeq(1), &state, None)
+            .schedule_retry(subscriber, EventSeq(1), &state)
             .unwrap();
         store.set_cursor(subscriber, EventSeq(2)).unwrap();
         store.flush().unwrap();
@@ -209,24 +209,18 @@ async fn retry_moves_and_dead_letters_are_atomic_records() {
         last_status: Some(500),
         last_error: None,
     };
-    let before = store.schedule_version(subscriber);
     store
-        .schedule_retry(subscriber, EventSeq(1), &first, None)
+        .schedule_retry(subscriber, EventSeq(1), &first)
         .unwrap();
-    let after_first = store.schedule_version(subscriber);
-    assert_ne!(after_first, before, "a scheduled retry changes the version");
     let second = RetryState {
         attempts: 2,
         next_attempt_ms: 300,
         ..first.clone()
     };
     store
-        .schedule_retry(subscriber, EventSeq(1), &second, Some(&first))
+        .schedule_retry(subscriber, EventSeq(1), &second)
         .unwrap();
-    assert_eq!(
-        store.next_retry_at(subscriber, |_| false).unwrap(),
-        Some(300)
-    );
+    assert_eq!(store.next_retry_at(subscriber, |_| false), Some(300));
     assert_eq!(
         store.retries(subscriber).unwrap(),
         vec![(EventSeq(1), second.clone())]
@@ -244,7 +238,7 @@ async fn retry_moves_and_dead_letters_are_atomic_records() {
         .dead_letter(subscriber, EventSeq(1), &letter, Some(&second), true)
         .unwrap();
     assert!(store.retries(subscriber).unwrap().is_empty());
-    assert_eq!(store.next_retry_at(subscriber, |_| false).unwrap(), None);
+    assert_eq!(store.next_retry_at(subscriber, |_| false), None);
     assert_eq!(
         store.dead_letters(subscriber).unwrap(),
         vec![(EventSeq(1), letter.clone())]
@@ -256,23 +250,40 @@ async fn retry_moves_and_dead_letters_are_atomic_records() {
     store.forwarded(subscriber, EventSeq(1)).unwrap();
     assert!(store.outbox(10).unwrap().is_empty());
 
-    // Removals leave the version alone (a dispatcher only looks too early, never too late);
-    // a replayed dead letter is scheduled again, so it changes it, and only for its subscriber.
-    let other = store.register_subscribers(["pim"]).unwrap()["pim"];
-    let (version, others) = (
-        store.schedule_version(subscriber),
-        store.schedule_version(other),
-    );
-    assert_ne!(version, after_first, "the second retry changed it too");
+    // A replayed dead letter is scheduled again, and the schedule is rebuilt at open from the
+    // retry records.
     assert!(store
         .replay_dead_letter(subscriber, EventSeq(1), 500)
         .unwrap());
-    assert_ne!(store.schedule_version(subscriber), version);
-    assert_eq!(store.schedule_version(other), others);
+    assert_eq!(store.next_retry_at(subscriber, |_| false), Some(500));
+    let other = store.register_subscribers(["pim"]).unwrap()["pim"];
+    assert_eq!(store.next_retry_at(other, |_| false), None);
+    // A schedule entry as fanout versions before the in-memory schedule kept it in sled.
+    let mut legacy = vec![keys::SCHEDULE];
+    legacy.extend_from_slice(&[0; 20]);
+    store.inner.deliveries.insert(legacy, &[]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &config(Durability::Relaxed)).unwrap();
     assert_eq!(
-        store.next_retry_at(subscriber, |_| false).unwrap(),
-        Some(500)
+        store.inner.deliveries.scan_prefix([keys::SCHEDULE]).count(),
+        0,
+        "legacy schedule entries go at open"
     );
+    assert_eq!(store.next_retry_at(subscriber, |_| false), Some(500));
+    assert_eq!(store.scheduled_retries(), 1);
+    let due = store.due_retries(subscriber, 499, 10, |_| false).unwrap();
+    assert!(due.is_empty(), "not due yet");
+    let due = store.due_retries(subscriber, 500, 10, |_| false).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].seq, EventSeq(1));
+    assert_eq!(
+        due[0].state.last_error.as_deref(),
+        Some("replayed dead letter: exhausted")
+    );
+    store
+        .complete(subscriber, EventSeq(1), Some(&due[0].state))
+        .unwrap();
+    assert_eq!(store.scheduled_retries(), 0);
 }
 
 #[tokio::test]
@@ -478,7 +489,7 @@ async fn events_kept_in_sled_are_indexed_at_open() {
             last_error: None,
         };
         store
-            .schedule_retry(subscriber, EventSeq(1), &state, None)
+            .schedule_retry(subscriber, EventSeq(1), &state)
             .unwrap();
         store.set_cursor(subscriber, EventSeq(3)).unwrap();
         assert_eq!(store.purge_expired(accepted_at + 2_000).unwrap(), 1);
@@ -569,7 +580,7 @@ async fn purging_the_log_keeps_what_a_retry_needs() {
             last_error: None,
         };
         store
-            .schedule_retry(subscriber, EventSeq(2), &state, None)
+            .schedule_retry(subscriber, EventSeq(2), &state)
             .unwrap();
         store.set_cursor(subscriber, EventSeq(5)).unwrap();
         // Seqs 1-4 are past retention and the cursor; 2 has a retry.
