@@ -49,6 +49,25 @@ impl Stat {
     }
 }
 
+/// One row of a deliveries table: fan-out, what, deliveries/s, of B3, CPU per delivery, target.
+fn delivery_row(
+    out: &mut String,
+    fanout: usize,
+    what: &str,
+    rate: &Stat,
+    cpu: &Stat,
+    b3: f64,
+    target: &str,
+) {
+    let _ = writeln!(
+        out,
+        "| {fanout} | {what} | {} | {} | {} | {target} |",
+        rate.show(0, ""),
+        percent(rate.median, b3),
+        cpu.show(1, " µs"),
+    );
+}
+
 /// The deliveries target of a fan-out: >= 20,000/s at 1; >= 40,000/s and >= 70 % of B3 at 16.
 fn deliveries_target(fanout: usize, rate: f64, b3: f64) -> String {
     match fanout {
@@ -314,13 +333,7 @@ impl Report {
                 } else {
                     String::new()
                 };
-                let _ = writeln!(
-                    out,
-                    "| {fanout} | {size} B | {} | {} | {} | {target} |",
-                    rate.show(0, ""),
-                    percent(rate.median, b3),
-                    cpu.show(1, " µs"),
-                );
+                delivery_row(out, *fanout, &format!("{size} B"), rate, cpu, b3, &target);
             }
             out.push('\n');
         }
@@ -339,13 +352,7 @@ impl Report {
                 format!("batches of {batch}")
             };
             let target = deliveries_target(*fanout, rate.median, b3);
-            let _ = writeln!(
-                out,
-                "| {fanout} | {published} | {} | {} | {} | {target} |",
-                rate.show(0, ""),
-                percent(rate.median, b3),
-                cpu.show(1, " µs"),
-            );
+            delivery_row(out, *fanout, &published, rate, cpu, b3, &target);
         }
         out.push('\n');
         self.render_latency(out);
