@@ -67,6 +67,10 @@ struct Args {
     /// Events per request of the end-to-end scenario's batched publishing (0: single events only).
     #[arg(long, default_value_t = 64)]
     e2e_batch: usize,
+    /// Attempts in flight per subscriber in the ingest scenario (and so in its drain, delivery
+    /// alone): fanout's default is 16.
+    #[arg(long, default_value_t = 16)]
+    ingest_concurrency: usize,
     #[arg(long, hide = true)]
     serve_b2: bool,
     #[arg(long, hide = true)]
@@ -439,7 +443,7 @@ impl Bench {
                 let subscribers = vec![
                     Sub {
                         kind: "stall",
-                        concurrency: 16
+                        concurrency: self.args.ingest_concurrency,
                     };
                     fanout
                 ];

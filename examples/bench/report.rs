@@ -325,7 +325,7 @@ impl Report {
         if !self.drain.is_empty() {
             let _ = writeln!(
                 out,
-                "Delivery alone, as B3 measures it: the events accepted in scenario 1 (subscribers stalled, 16 attempts in flight each) are delivered once the subscribers are released, with no ingest beside it. Deliveries/s over the drain (at most one run's duration).\n\n| fan-out | size | deliveries/s | of B3 | router CPU per delivery | target |\n|---|---|---|---|---|---|"
+                "Delivery alone, as B3 measures it: the events accepted in scenario 1 (subscribers stalled, `--ingest-concurrency` attempts in flight each, 16 by default) are delivered once the subscribers are released, with no ingest beside it. Deliveries/s over the drain (at most one run's duration).\n\n| fan-out | size | deliveries/s | of B3 | router CPU per delivery | target |\n|---|---|---|---|---|---|"
             );
             for (fanout, size, rate, cpu) in &self.drain {
                 let target = if *size == 1024 {
