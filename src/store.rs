@@ -549,8 +549,15 @@ impl Store {
                     seq,
                     state: records::decode(&value)?,
                 }),
-                // Never expected: the schedule follows every write of a retry record.
-                None => self.schedule().remove(subscriber, seq),
+                // Never expected: the schedule follows every write of a retry record. Checked
+                // again under the lock that writers hold, so a retry written since stays.
+                None => {
+                    let mut schedule = self.schedule();
+                    let key = keys::delivery(keys::RETRY, subscriber, seq);
+                    if !self.inner.deliveries.contains_key(key)? {
+                        schedule.remove(subscriber, seq);
+                    }
+                }
             }
         }
         Ok(due)
@@ -565,6 +572,8 @@ impl Store {
         self.schedule().next(subscriber, skip)
     }
 
+    /// The schedule in memory. A writer of retry records holds it across its sled write, so the
+    /// schedule follows the writes in the order sled applied them.
     fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
         self.inner
             .schedule
@@ -627,11 +636,13 @@ impl Store {
         seq: EventSeq,
         state: &RetryState,
     ) -> Result<(), StoreError> {
-        self.inner.deliveries.insert(
-            keys::delivery(keys::RETRY, subscriber, seq),
-            records::encode(state)?,
-        )?;
-        self.schedule().set(subscriber, seq, state.next_attempt_ms);
+        let value = records::encode(state)?;
+        // Held across the write, so the schedule follows the writes in their order.
+        let mut schedule = self.schedule();
+        self.inner
+            .deliveries
+            .insert(keys::delivery(keys::RETRY, subscriber, seq), value)?;
+        schedule.set(subscriber, seq, state.next_attempt_ms);
         Ok(())
     }
 
@@ -646,10 +657,11 @@ impl Store {
         previous: Option<&RetryState>,
     ) -> Result<(), StoreError> {
         if previous.is_some() {
+            let mut schedule = self.schedule();
             self.inner
                 .deliveries
                 .remove(keys::delivery(keys::RETRY, subscriber, seq))?;
-            self.schedule().remove(subscriber, seq);
+            schedule.remove(subscriber, seq);
         }
         Ok(())
     }
@@ -678,9 +690,10 @@ impl Store {
         if forward {
             batch.insert(&keys::delivery(keys::OUTBOX, subscriber, seq), &[]);
         }
+        let mut schedule = self.schedule();
         self.inner.deliveries.apply_batch(batch)?;
         if previous.is_some() {
-            self.schedule().remove(subscriber, seq);
+            schedule.remove(subscriber, seq);
         }
         Ok(())
     }

@@ -257,8 +257,9 @@ impl Store {
         );
         batch.remove(&dead_key);
         batch.remove(&keys::delivery(keys::OUTBOX, subscriber, seq));
+        let mut schedule = self.schedule();
         self.inner.deliveries.apply_batch(batch)?;
-        self.schedule().set(subscriber, seq, state.next_attempt_ms);
+        schedule.set(subscriber, seq, state.next_attempt_ms);
         Ok(true)
     }
 
