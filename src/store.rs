@@ -1101,7 +1101,6 @@ fn stored_u64(value: Option<sled::IVec>) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// Every subscriber's cursor (values of another layout skipped).
 /// The retry schedule of every subscriber, from the retry records. The schedule entries that
 /// fanout versions before the in-memory schedule kept in sled go.
 fn schedule_of(deliveries: &sled::Tree) -> Result<Schedule, StoreError> {
@@ -1123,6 +1122,7 @@ fn schedule_of(deliveries: &sled::Tree) -> Result<Schedule, StoreError> {
     Ok(schedule)
 }
 
+/// Every subscriber's cursor (values of another layout skipped).
 fn cursors(deliveries: &sled::Tree) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
     deliveries
         .scan_prefix([keys::CURSOR])
