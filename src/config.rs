@@ -141,7 +141,10 @@ pub struct SubscriberConfig {
     pub mode: Mode,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// The most attempts in flight at once.
     pub concurrency: usize,
+    /// Whether the attempts in flight adapt (1 to `concurrency`) to the round trips seen.
+    pub adaptive_concurrency: bool,
     pub retry: RetryPolicy,
     /// At most this many attempts started per second, with a burst (`None`: unlimited).
     pub rate_limit: Option<RateLimit>,

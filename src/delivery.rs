@@ -3,6 +3,7 @@
 //! [`request`]); [`dispatcher`] and [`dead_letter`] only carry data between them, the store and
 //! the [`sender`].
 
+pub mod adaptive;
 pub mod auth;
 pub mod breaker;
 pub mod control;

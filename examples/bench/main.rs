@@ -507,6 +507,10 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let delivered = (self.receiver.requests() - first) as f64;
+        println!(
+            "   drain: {delivered} deliveries, {} connections open to the receiver at its end",
+            self.receiver.connections()
+        );
         let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
         (
             delivered / at.elapsed().as_secs_f64(),

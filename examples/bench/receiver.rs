@@ -100,6 +100,31 @@ impl Receiver {
         self.state.first_delivery_ns.load(Ordering::SeqCst)
     }
 
+    /// Connections open to the receiver now (established TCP sockets on its port, from
+    /// `/proc/net/tcp`): the router's connection pool.
+    pub fn connections(&self) -> usize {
+        let port = self
+            .base
+            .rsplit(':')
+            .next()
+            .unwrap_or("0")
+            .parse::<u16>()
+            .unwrap_or(0);
+        let local = format!(":{port:04X} ");
+        std::fs::read_to_string("/proc/net/tcp").map_or(0, |table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.len() > 3
+                        && format!("{} ", fields[1]).ends_with(&local)
+                        && fields[3] == "01"
+                })
+                .count()
+        })
+    }
+
     pub fn bad_signatures(&self) -> u64 {
         self.state.bad_signatures.load(Ordering::SeqCst)
     }

@@ -174,6 +174,7 @@ fn render(state: &AdminState) -> String {
     let mut oldest = String::new();
     let mut dead = String::new();
     let mut in_flight = String::new();
+    let mut limits = String::new();
     let mut states = String::new();
     let mut circuits = String::new();
     for (control, name) in controls.iter().zip(&names) {
@@ -202,6 +203,11 @@ fn render(state: &AdminState) -> String {
             in_flight,
             "fanout_in_flight{{subscriber=\"{name}\"}} {}",
             control.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            limits,
+            "fanout_concurrency_limit{{subscriber=\"{name}\"}} {}",
+            control.concurrency_limit.load(Ordering::Relaxed)
         );
         for candidate in ["active", "paused", "disabled", "orphaned"] {
             let _ = writeln!(
@@ -246,6 +252,13 @@ fn render(state: &AdminState) -> String {
         "Attempts in flight, by subscriber.",
     );
     out.push_str(&in_flight);
+    header(
+        &mut out,
+        "fanout_concurrency_limit",
+        "gauge",
+        "Attempts that may be in flight now, by subscriber (adaptive concurrency moves it up to `concurrency`).",
+    );
+    out.push_str(&limits);
     header(
         &mut out,
         "fanout_subscriber_state",

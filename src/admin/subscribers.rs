@@ -25,6 +25,8 @@ struct SubscriberView {
     pending_exact: bool,
     retrying: u64,
     in_flight: usize,
+    /// Attempts that may be in flight now (adaptive concurrency moves it up to `concurrency`).
+    concurrency_limit: usize,
     dead_letters: u64,
     delivered_total: u64,
     failed_attempts_total: u64,
@@ -62,6 +64,7 @@ fn view(store: &Store, control: &Control) -> Result<SubscriberView, StoreError> 
         pending_exact: pending.exact,
         retrying: pending.retries,
         in_flight: control.in_flight.load(Ordering::Relaxed),
+        concurrency_limit: control.concurrency_limit.load(Ordering::Relaxed),
         dead_letters: store.dead_letter_count(control.id),
         delivered_total: control.delivered.load(Ordering::Relaxed),
         failed_attempts_total: control.failed_attempts.load(Ordering::Relaxed),
@@ -153,6 +156,7 @@ fn policy(config: &SubscriberConfig) -> serde_json::Value {
         "mode": match config.mode { Mode::Binary => "binary", Mode::Structured => "structured" },
         "timeout": humantime::format_duration(config.timeout).to_string(),
         "concurrency": config.concurrency,
+        "adaptive_concurrency": config.adaptive_concurrency,
         "signing_secrets": config.secrets.len(),
         "rate_limit": config.rate_limit.map(|limit| serde_json::json!({
             "per_second": limit.per_second,

@@ -35,6 +35,7 @@ pub mod defaults {
     pub const MAX_STORE_SIZE: u64 = 10 * 1024 * 1024 * 1024;
     pub const TIMEOUT: Duration = Duration::from_secs(15);
     pub const CONCURRENCY: usize = 16;
+    pub const ADAPTIVE_CONCURRENCY: bool = true;
     pub const INITIAL_INTERVAL: Duration = Duration::from_secs(1);
     pub const MULTIPLIER: f64 = 2.0;
     pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
@@ -174,6 +175,10 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
         if concurrency == 0 {
             errors.push((format!("{key}.concurrency"), "must be at least 1".into()));
         }
+        let adaptive_concurrency = subscriber
+            .adaptive_concurrency
+            .or(raw.defaults.adaptive_concurrency)
+            .unwrap_or(defaults::ADAPTIVE_CONCURRENCY);
         let retry = retry_policy(
             &subscriber.retry,
             Some(&default_retry),
@@ -251,6 +256,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
                 headers,
                 timeout,
                 concurrency,
+                adaptive_concurrency,
                 retry,
                 rate_limit,
                 circuit_breaker,

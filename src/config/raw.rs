@@ -220,6 +220,8 @@ pub struct RawPolicy {
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
+    /// Keep in flight only as many attempts (up to `concurrency`) as hold the rate.
+    pub adaptive_concurrency: Option<bool>,
     pub mode: Option<Mode>,
     #[serde(default)]
     pub retry: RawRetry,
@@ -289,6 +291,8 @@ pub struct RawSubscriber {
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
+    /// Keep in flight only as many attempts (up to `concurrency`) as hold the rate.
+    pub adaptive_concurrency: Option<bool>,
     pub mode: Option<Mode>,
     #[serde(default)]
     pub retry: RawRetry,

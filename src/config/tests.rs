@@ -52,6 +52,25 @@ routes:
 ";
 
 #[test]
+fn adaptive_concurrency_is_inherited_and_overridden() {
+    let text = VALID
+        .replace("defaults:\n", "defaults:\n  adaptive_concurrency: false\n")
+        .replace(
+            "    concurrency: 2\n",
+            "    concurrency: 2\n    adaptive_concurrency: true\n",
+        );
+    let config = parse_ok(&text);
+    assert!(
+        !config.subscribers[0].adaptive_concurrency,
+        "erp inherits the default"
+    );
+    assert!(
+        config.subscribers[1].adaptive_concurrency,
+        "slack overrides it"
+    );
+}
+
+#[test]
 fn applies_defaults_and_overrides() {
     let config = parse_ok(VALID);
     assert_eq!(config.subscribers.len(), 2);
@@ -65,6 +84,10 @@ fn applies_defaults_and_overrides() {
     let slack = &config.subscribers[1];
     assert_eq!(slack.mode, Mode::Structured);
     assert_eq!(slack.concurrency, 2);
+    assert!(
+        erp.adaptive_concurrency && slack.adaptive_concurrency,
+        "adaptive by default"
+    );
     assert_eq!(slack.retry.max_attempts, 4);
     assert_eq!(slack.retry.initial_interval, Duration::from_millis(50));
     assert!(slack.retry.retry_on.contains(503) && !slack.retry.retry_on.contains(408));

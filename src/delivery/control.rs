@@ -80,6 +80,8 @@ pub struct Control {
     /// Wakes the dispatcher after a change of state or policy.
     pub(crate) wake: Notify,
     pub in_flight: AtomicUsize,
+    /// How many attempts may be in flight now (adaptive concurrency moves it).
+    pub concurrency_limit: AtomicUsize,
     pub delivered: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub dead_lettered: AtomicU64,
@@ -140,6 +142,7 @@ impl Control {
         Control {
             id,
             name: config.name.clone(),
+            concurrency_limit: AtomicUsize::new(config.concurrency),
             config: ArcSwap::from_pointee(config),
             paused: AtomicBool::new(paused),
             orphaned: AtomicBool::new(false),

@@ -18,6 +18,7 @@ use crate::ids::{webhook_id, EventSeq, SubscriberId};
 use crate::metrics::Metrics;
 use crate::store::{self, AttemptRecord, DeadLetter, RetryState, Store, StoreError, StoredEvent};
 
+use super::adaptive::Adaptive;
 use super::breaker::Breaker;
 use super::control::{Attempted, Control};
 use super::outcome::Outcome;
@@ -190,6 +191,8 @@ pub struct Dispatcher {
     probe_granted: bool,
     /// The head seq of the probe in flight.
     probe_seq: Option<EventSeq>,
+    /// The adaptive concurrency limit (`None`: the policy's `concurrency` is the limit).
+    adaptive: Option<Adaptive>,
 }
 
 /// What holds attempts back.
@@ -236,6 +239,7 @@ impl Dispatcher {
             batch_due: None,
             probe_granted: false,
             probe_seq: None,
+            adaptive: None,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -279,8 +283,7 @@ impl Dispatcher {
             // loop, so a commit racing with `fill` is never missed. (Waiting only when
             // `scan_pos` is past the watermark read *here* lost that race: the dispatcher
             // then slept with no task and no timer, and stalled.)
-            let slot_free = self.in_flight() < self.context.control.config().concurrency
-                && self.gate == Gate::Open;
+            let slot_free = self.in_flight() < self.limit() && self.gate == Gate::Open;
             let retry_timer = match self.gate {
                 Gate::Open => match (self.retry_timer(), self.batch_due) {
                     (Some(retry), Some(batch)) => Some(retry.min(batch)),
@@ -332,6 +335,14 @@ impl Dispatcher {
         self.tasks.len()
     }
 
+    /// How many attempts may be in flight.
+    fn limit(&self) -> usize {
+        match &self.adaptive {
+            Some(adaptive) => adaptive.limit(),
+            None => self.context.control.config().concurrency,
+        }
+    }
+
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
         self.gate = Gate::Open;
@@ -341,7 +352,7 @@ impl Dispatcher {
         }
         let now_ms = store::now_ms();
         self.sync_policies(now_ms);
-        let limit = self.context.control.config().concurrency;
+        let limit = self.limit();
         let context = Arc::clone(&self.context);
         let store = &context.store;
         let id = context.id;
@@ -541,13 +552,15 @@ impl Dispatcher {
                 .await
                 .map_err(|_| members)
         });
+        let in_flight = self.tasks.len();
+        if let Some(adaptive) = &mut self.adaptive {
+            adaptive.started(in_flight);
+        }
     }
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
     fn retry_timer(&self) -> Option<u64> {
-        if !self.context.control.may_deliver()
-            || self.in_flight() >= self.context.control.config().concurrency
-        {
+        if !self.context.control.may_deliver() || self.in_flight() >= self.limit() {
             return None;
         }
         let skip = |seq: EventSeq| {
@@ -580,12 +593,43 @@ impl Dispatcher {
             self.probe_seq = None;
         }
         self.observe(&done.outcome, probe);
+        self.adapt(&done);
         if let Err(error) = self.apply(done) {
             tracing::error!(subscriber = %self.context.control.name, seq = %seqs[0], error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
         for seq in seqs {
             self.fresh_in_flight.remove(&seq);
             self.retries_in_flight.remove(&seq);
+        }
+    }
+
+    /// Feeds an attempt's round trip to the adaptive limit.
+    fn adapt(&mut self, done: &Done) {
+        let in_flight = self.tasks.len();
+        let Some(adaptive) = &mut self.adaptive else {
+            return;
+        };
+        let backpressure = match &done.outcome {
+            // Not sent: no round trip.
+            Outcome::Refused { .. } => return,
+            // Too many requests, unavailable, a timeout or no connection: the endpoint asks for less.
+            Outcome::Retryable { status, .. } => matches!(status, None | Some(429 | 503)),
+            _ => false,
+        };
+        adaptive.finished(
+            std::time::Instant::now(),
+            Duration::from_micros(done.attempt.latency_us),
+            backpressure,
+            in_flight,
+        );
+        let limit = adaptive.limit();
+        let previous = self
+            .context
+            .control
+            .concurrency_limit
+            .swap(limit, std::sync::atomic::Ordering::Relaxed);
+        if previous != limit {
+            tracing::debug!(subscriber = %self.context.control.name, limit, previous, rtt_us = done.attempt.latency_us, no_load_us = adaptive.no_load_us(), "Concurrency limit changed.");
         }
     }
 

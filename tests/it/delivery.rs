@@ -322,7 +322,7 @@ async fn a_subscriber_that_never_answers_does_not_slow_another() {
     let text = format!(
         "
 subscribers:
-  stuck: {{ url: '{}', timeout: 60s, concurrency: 2 }}
+  stuck: {{ url: '{}', timeout: 60s, concurrency: 2, adaptive_concurrency: false }}
   healthy: {{ url: '{}', concurrency: 2 }}
 routes:
   - name: all
@@ -350,6 +350,73 @@ routes:
         2,
         "the stuck subscriber only ever has its two attempts in flight"
     );
+}
+
+/// Adaptive concurrency: an endpoint that takes 50 ms however many requests it holds gets all of
+/// `concurrency` in flight; one that answers 503 is held at one attempt at a time, while the same
+/// 503s with `adaptive_concurrency: false` get every slot.
+#[tokio::test]
+async fn adaptive_concurrency_opens_up_for_a_roomy_endpoint_and_backs_off_on_503() {
+    let roomy = TestReceiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(50))).await;
+    let unavailable = || Reply::status(503).after(Duration::from_millis(20));
+    let busy = TestReceiver::scripted(move |_, _| unavailable()).await;
+    let pinned = TestReceiver::scripted(move |_, _| unavailable()).await;
+    let retry = "initial_interval: 10ms, max_interval: 10ms, max_attempts: 100000, max_age: 1h";
+    let text = format!(
+        "
+admin:
+  token: {SECRET_A}
+subscribers:
+  roomy: {{ url: '{}', concurrency: 8 }}
+  busy: {{ url: '{}', concurrency: 8, retry: {{ {retry} }} }}
+  pinned: {{ url: '{}', concurrency: 8, adaptive_concurrency: false, retry: {{ {retry} }} }}
+routes:
+  - name: all
+    to: [roomy, busy, pinned]
+",
+        roomy.url, busy.url, pinned.url
+    );
+    let router = TestRouter::start(&text).await;
+    let count = 300;
+    for index in 0..count {
+        let response = router
+            .publish(event(
+                "com.example.shop.order.created",
+                &format!("a-{index}"),
+            ))
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    wait_until(
+        "the roomy endpoint holding 8 requests at once",
+        DEADLINE,
+        || roomy.peak_in_flight() == 8,
+    )
+    .await;
+    let metrics = router.metrics(SECRET_A).await;
+    assert!(
+        metrics.contains("fanout_concurrency_limit{subscriber=\"roomy\"} 8"),
+        "{metrics}"
+    );
+    wait_until(
+        "the pinned endpoint holding 8 requests at once",
+        DEADLINE,
+        || pinned.peak_in_flight() == 8,
+    )
+    .await;
+    busy.wait_for(50).await;
+    assert_eq!(
+        busy.peak_in_flight(),
+        1,
+        "every 503 kept the adaptive limit at its floor"
+    );
+    let metrics = router.metrics(SECRET_A).await;
+    assert!(
+        metrics.contains("fanout_concurrency_limit{subscriber=\"busy\"} 1")
+            && metrics.contains("fanout_concurrency_limit{subscriber=\"pinned\"} 8"),
+        "{metrics}"
+    );
+    roomy.wait_for(count).await;
 }
 
 #[tokio::test]

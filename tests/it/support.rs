@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -335,6 +336,8 @@ pub struct Reply {
     pub body: Option<String>,
     /// Never answer (the request hangs until the client gives up).
     pub hang: bool,
+    /// Answer after this long.
+    pub delay: Option<Duration>,
 }
 
 impl Reply {
@@ -344,6 +347,7 @@ impl Reply {
             headers: Vec::new(),
             body: None,
             hang: false,
+            delay: None,
         }
     }
     pub fn ok() -> Reply {
@@ -362,6 +366,11 @@ impl Reply {
             ..Reply::status(status).with_header("content-type", "application/json")
         }
     }
+    /// The same answer, after `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = Some(delay);
+        self
+    }
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -373,6 +382,9 @@ type Script = Arc<dyn Fn(usize, &Received) -> Reply + Send + Sync>;
 struct ReceiverState {
     received: Mutex<Vec<Received>>,
     script: Mutex<Script>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
 }
 
 /// A subscriber: a real HTTP server on 127.0.0.1.
@@ -403,6 +415,8 @@ impl TestReceiver {
         let state = Arc::new(ReceiverState {
             received: Mutex::new(Vec::new()),
             script: Mutex::new(Arc::new(script)),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         });
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let shared = web::Data::from(Arc::clone(&state));
@@ -431,6 +445,11 @@ impl TestReceiver {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn count(&self) -> usize {
         self.state.received.lock().unwrap().len()
     }
@@ -448,6 +467,16 @@ impl TestReceiver {
 
     pub async fn stop(self) {
         self.handle.stop(false).await;
+    }
+}
+
+/// Counts a request out of `in_flight` however its handler ends (a hung one when the client
+/// gives up).
+struct Answered<'a>(&'a AtomicUsize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -479,8 +508,14 @@ async fn receive(
     };
     let script = Arc::clone(&state.script.lock().unwrap());
     let reply = script(index, &received);
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _answered = Answered(&state.in_flight);
     if reply.hang {
         std::future::pending::<()>().await;
+    }
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
     }
     let mut response =
         HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());

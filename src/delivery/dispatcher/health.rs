@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Dispatcher, Gate};
+use crate::delivery::adaptive::Adaptive;
 use crate::delivery::breaker::{Breaker, Permit, Transition};
 use crate::delivery::outcome::Outcome;
 use crate::delivery::rate_limit::TokenBucket;
@@ -140,6 +141,21 @@ impl Dispatcher {
             (Some(policy), Some(breaker)) => breaker.set_policy(policy),
             (Some(policy), None) => self.breaker = Some(Breaker::new(policy)),
         }
+        match (config.adaptive_concurrency, &mut self.adaptive) {
+            (false, _) => self.adaptive = None,
+            (true, Some(adaptive)) => adaptive.set_max(config.concurrency),
+            (true, None) => {
+                self.adaptive = Some(Adaptive::new(config.concurrency, std::time::Instant::now()));
+            }
+        }
+        let limit = self
+            .adaptive
+            .as_ref()
+            .map_or(config.concurrency, Adaptive::limit);
+        self.context
+            .control
+            .concurrency_limit
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether one more attempt may start now (the circuit and the rate limit agree); sets
