@@ -18,6 +18,7 @@ pub mod sender;
 pub mod signature;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub struct Dispatchers {
     events: Option<Emitter>,
     grace: Duration,
     shutdown: CancellationToken,
+    /// How many dispatchers have attempts in flight (they share adaptive concurrency's queue).
+    busy: Arc<AtomicUsize>,
 }
 
 impl Dispatchers {
@@ -80,6 +83,7 @@ impl Dispatchers {
             events,
             grace,
             shutdown: shutdown.clone(),
+            busy: Arc::default(),
         });
         for (id, config) in subscribers {
             dispatchers.spawn(id, config)?;
@@ -125,6 +129,7 @@ impl Dispatchers {
             grace: self.grace,
             auth: auth::Authenticator::default(),
             tls_sender: std::sync::Mutex::new(None),
+            busy: Arc::clone(&self.busy),
         })?;
         self.names
             .write()

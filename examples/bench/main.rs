@@ -436,7 +436,8 @@ impl Bench {
             println!("== ingest: fan-out {fanout}, {size} B");
             let (mut rates, mut p99_full, mut p99_half, mut b2_p99) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut drain_rates, mut drain_cpus) = (Vec::new(), Vec::new());
+            let (mut drain_rates, mut drain_cpus, mut connections) =
+                (Vec::new(), Vec::new(), Vec::new());
             for run in 0..self.args.runs {
                 self.receiver.reset();
                 self.receiver.stall();
@@ -475,6 +476,7 @@ impl Bench {
                 let (rate, cpu) = self.drain(router.pid(), expected).await;
                 drain_rates.push(rate);
                 drain_cpus.push(cpu);
+                connections.push(self.receiver.connections() as f64);
                 if run + 1 == self.args.runs {
                     // Correctness on the last run: everything arrives.
                     self.expect_delivered(expected, Duration::from_secs(300))
@@ -482,8 +484,13 @@ impl Bench {
                 }
                 router.stop();
             }
-            self.report
-                .drain(fanout, size, Stat::of(&drain_rates), Stat::of(&drain_cpus));
+            self.report.drain(
+                fanout,
+                size,
+                Stat::of(&drain_rates),
+                Stat::of(&drain_cpus),
+                Stat::of(&connections),
+            );
             self.report.ingest(
                 fanout,
                 size,
@@ -507,10 +514,6 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let delivered = (self.receiver.requests() - first) as f64;
-        println!(
-            "   drain: {delivered} deliveries, {} connections open to the receiver at its end",
-            self.receiver.connections()
-        );
         let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
         (
             delivered / at.elapsed().as_secs_f64(),

@@ -157,7 +157,7 @@ pub struct Report {
     deliveries: Vec<(usize, usize, Stat, Stat)>,
     /// (fan-out, event bytes, deliveries/s, router CPU µs per delivery) of the drain after
     /// scenario 1: delivery alone, no ingest beside it.
-    drain: Vec<(usize, usize, Stat, Stat)>,
+    drain: Vec<(usize, usize, Stat, Stat, Stat)>,
     latency: Vec<(u32, f64, Stat, Stat, Stat)>,
     isolation: Vec<(String, Stat, f64, Stat)>,
     backlog: Option<Backlog>,
@@ -201,8 +201,16 @@ impl Report {
         self.deliveries.push((fanout, batch, rate, cpu_us));
     }
 
-    pub fn drain(&mut self, fanout: usize, size: usize, rate: Stat, cpu_us: Stat) {
-        self.drain.push((fanout, size, rate, cpu_us));
+    /// Also the connections open to the receiver at the end of the drain.
+    pub fn drain(
+        &mut self,
+        fanout: usize,
+        size: usize,
+        rate: Stat,
+        cpu_us: Stat,
+        connections: Stat,
+    ) {
+        self.drain.push((fanout, size, rate, cpu_us, connections));
     }
 
     pub fn latency(&mut self, percent: u32, rate: f64, p50: Stat, p99: Stat, p999: Stat) {
@@ -325,15 +333,16 @@ impl Report {
         if !self.drain.is_empty() {
             let _ = writeln!(
                 out,
-                "Delivery alone, as B3 measures it: the events accepted in scenario 1 (subscribers stalled, `--ingest-concurrency` attempts in flight each, 16 by default) are delivered once the subscribers are released, with no ingest beside it. Deliveries/s over the drain (at most one run's duration).\n\n| fan-out | size | deliveries/s | of B3 | router CPU per delivery | target |\n|---|---|---|---|---|---|"
+                "Delivery alone, as B3 measures it: the events accepted in scenario 1 (subscribers stalled, `--ingest-concurrency` attempts in flight each, 16 by default) are delivered once the subscribers are released, with no ingest beside it. Deliveries/s over the drain (at most one run's duration), and the connections in the router's pool at its end (open to the receiver, idle ones included: the most the subscribers ever had in flight at once, give or take the pool's reuse).\n\n| fan-out | size, pool connections | deliveries/s | of B3 | router CPU per delivery | target |\n|---|---|---|---|---|---|"
             );
-            for (fanout, size, rate, cpu) in &self.drain {
+            for (fanout, size, rate, cpu, connections) in &self.drain {
                 let target = if *size == 1024 {
                     deliveries_target(*fanout, rate.median, b3)
                 } else {
                     String::new()
                 };
-                delivery_row(out, *fanout, &format!("{size} B"), rate, cpu, b3, &target);
+                let what = format!("{size} B, {}", connections.show(0, ""));
+                delivery_row(out, *fanout, &what, rate, cpu, b3, &target);
             }
             out.push('\n');
         }

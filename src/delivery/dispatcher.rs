@@ -6,6 +6,7 @@
 //! after a crash it resumes there (at least once: what was in flight is sent again).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ pub struct Context {
     pub auth: super::auth::Authenticator,
     /// The client built for the endpoint's TLS settings (client certificate, roots).
     pub tls_sender: std::sync::Mutex<Option<(crate::config::EndpointTls, Sender)>>,
+    /// How many dispatchers have attempts in flight (adaptive concurrency's queue is shared
+    /// among them).
+    pub busy: Arc<AtomicUsize>,
 }
 
 impl Context {
@@ -193,6 +197,8 @@ pub struct Dispatcher {
     probe_seq: Option<EventSeq>,
     /// The adaptive concurrency limit (`None`: the policy's `concurrency` is the limit).
     adaptive: Option<Adaptive>,
+    /// Whether this dispatcher counts in `Context::busy` (it has attempts in flight).
+    counted_busy: bool,
 }
 
 /// What holds attempts back.
@@ -240,6 +246,7 @@ impl Dispatcher {
             probe_granted: false,
             probe_seq: None,
             adaptive: None,
+            counted_busy: false,
             context: Arc::new(context),
             tasks: JoinSet::new(),
             scan_pos: cursor,
@@ -299,6 +306,7 @@ impl Dispatcher {
                     while let Some(done) = self.tasks.try_join_next() {
                         self.finish(done);
                     }
+                    self.count_busy();
                     self.save_cursor();
                 }
                 changed = committed.changed(), if slot_free && self.context.control.may_deliver() => {
@@ -328,6 +336,7 @@ impl Dispatcher {
             tracing::warn!(subscriber = %self.context.control.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
             self.tasks.abort_all();
         }
+        self.count_busy();
         self.write_cursor(true);
     }
 
@@ -556,6 +565,20 @@ impl Dispatcher {
         if let Some(adaptive) = &mut self.adaptive {
             adaptive.started(in_flight);
         }
+        self.count_busy();
+    }
+
+    /// Keeps `Context::busy` in step with whether attempts are in flight.
+    fn count_busy(&mut self) {
+        let busy = !self.tasks.is_empty();
+        if busy != self.counted_busy {
+            self.counted_busy = busy;
+            if busy {
+                self.context.busy.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.context.busy.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
@@ -570,7 +593,7 @@ impl Dispatcher {
         self.context
             .control
             .next_retry_ms
-            .store(at.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            .store(at.unwrap_or(0), Ordering::Relaxed);
         at
     }
 
@@ -616,18 +639,21 @@ impl Dispatcher {
             Outcome::Retryable { status, .. } => matches!(status, None | Some(429 | 503)),
             _ => false,
         };
+        // This one counts as busy until its finished attempts are taken in.
+        let busy = self.context.busy.load(Ordering::Relaxed);
         adaptive.finished(
             std::time::Instant::now(),
             Duration::from_micros(done.attempt.latency_us),
             backpressure,
             in_flight,
+            busy,
         );
         let limit = adaptive.limit();
         let previous = self
             .context
             .control
             .concurrency_limit
-            .swap(limit, std::sync::atomic::Ordering::Relaxed);
+            .swap(limit, Ordering::Relaxed);
         if previous != limit {
             tracing::debug!(subscriber = %self.context.control.name, limit, previous, rtt_us = done.attempt.latency_us, no_load_us = adaptive.no_load_us(), "Concurrency limit changed.");
         }
