@@ -62,11 +62,12 @@ pub fn summary(config: &Config) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:width$}  {}  [{mode}, timeout {}, concurrency {}, up to {} attempts within {}, {} secret(s)]",
+            "  {:width$}  {}  [{mode}, timeout {}, concurrency {}{}, up to {} attempts within {}, {} secret(s)]",
             subscriber.name,
             redacted_url(&subscriber.url),
             humantime::format_duration(subscriber.timeout),
             subscriber.concurrency,
+            if subscriber.adaptive_concurrency { " (adaptive)" } else { "" },
             subscriber.retry.max_attempts,
             humantime::format_duration(subscriber.retry.max_age),
             subscriber.secrets.len(),
