@@ -60,8 +60,12 @@ pub struct Adaptive {
 #[derive(Debug)]
 struct Period {
     started: Instant,
+    /// Round trips of the attempts that were not backpressure (the gradient's samples).
     sum_us: u64,
     count: u64,
+    /// Round trips of every attempt (the period's length).
+    all_sum_us: u64,
+    all_count: u64,
     /// Most attempts in flight at once during the period.
     peak_in_flight: usize,
     backpressure: bool,
@@ -73,6 +77,8 @@ impl Period {
             started,
             sum_us: 0,
             count: 0,
+            all_sum_us: 0,
+            all_count: 0,
             peak_in_flight: in_flight,
             backpressure: false,
         }
@@ -128,11 +134,19 @@ impl Adaptive {
         busy: usize,
     ) {
         let rtt_us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
-        if now.duration_since(self.window_started) >= MIN_RTT_WINDOW {
-            self.min_previous = self.min_current;
+        let idle = now.duration_since(self.window_started);
+        if idle >= MIN_RTT_WINDOW {
+            // After an idle spell of two windows or more, the last window is stale too.
+            self.min_previous = if idle >= 2 * MIN_RTT_WINDOW {
+                u64::MAX
+            } else {
+                self.min_current
+            };
             self.min_current = u64::MAX;
             self.window_started = now;
         }
+        self.period.all_sum_us = self.period.all_sum_us.saturating_add(rtt_us);
+        self.period.all_count += 1;
         if backpressure {
             self.period.backpressure = true;
         } else {
@@ -145,7 +159,13 @@ impl Adaptive {
             .sum_us
             .checked_div(self.period.count)
             .unwrap_or(0);
-        let length = Duration::from_micros(mean_us).max(MIN_PERIOD);
+        // Timeouts and 503s count for the length too: one cut per round trip, not per answer.
+        let all_mean_us = self
+            .period
+            .all_sum_us
+            .checked_div(self.period.all_count)
+            .unwrap_or(0);
+        let length = Duration::from_micros(all_mean_us).max(MIN_PERIOD);
         if now.duration_since(self.period.started) < length {
             return;
         }
@@ -252,8 +272,16 @@ mod tests {
         let mut adaptive = Adaptive::new(32, now);
         drive(&mut adaptive, &mut now, (20, 8), |_| 1_000);
         assert_eq!(adaptive.limit(), 32);
-        // 503s: down by a tenth per period, to 1 at the least.
-        for _ in 0..200 {
+        // 503s after 10 ms: down by a tenth per period (one round trip), however many answers
+        // come in it, to 1 at the least.
+        for _ in 0..32 {
+            now += Duration::from_millis(1);
+            adaptive.finished(now, Duration::from_millis(10), true, 31, 8);
+        }
+        // 32 answers in 32 ms make three or four periods of a round trip (a cut per answer
+        // would leave 5).
+        assert!(adaptive.limit() >= 20, "{}", adaptive.limit());
+        for _ in 0..400 {
             now += MIN_PERIOD;
             adaptive.finished(now, Duration::from_millis(1), true, 0, 8);
         }
@@ -277,6 +305,19 @@ mod tests {
             adaptive.finished(now, Duration::from_millis(1), false, 0, 16);
         }
         assert_eq!(adaptive.limit(), reached);
+    }
+
+    #[test]
+    fn after_an_idle_spell_the_no_load_time_is_measured_again() {
+        let mut now = Instant::now();
+        let mut adaptive = Adaptive::new(8, now);
+        drive(&mut adaptive, &mut now, (3, 1), |_| 100);
+        assert_eq!(adaptive.no_load_us(), Some(100));
+        // Idle for three windows; the path is slower now.
+        now += 3 * MIN_RTT_WINDOW;
+        adaptive.started(1);
+        adaptive.finished(now, Duration::from_millis(5), false, 0, 1);
+        assert_eq!(adaptive.no_load_us(), Some(5_000));
     }
 
     #[test]

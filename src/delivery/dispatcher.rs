@@ -334,7 +334,7 @@ impl Dispatcher {
         .await;
         if drained.is_err() {
             tracing::warn!(subscriber = %self.context.control.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
-            self.tasks.abort_all();
+            self.tasks.shutdown().await;
         }
         self.count_busy();
         self.write_cursor(true);
@@ -632,12 +632,13 @@ impl Dispatcher {
         let Some(adaptive) = &mut self.adaptive else {
             return;
         };
-        let backpressure = match &done.outcome {
-            // Not sent: no round trip.
-            Outcome::Refused { .. } => return,
-            // Too many requests, unavailable, a timeout or no connection: the endpoint asks for less.
-            Outcome::Retryable { status, .. } => matches!(status, None | Some(429 | 503)),
-            _ => false,
+        // A success is a round-trip sample. Too many requests, unavailable, a timeout or no
+        // connection (however `retry_on` classes them) ask for less. Other errors say nothing
+        // of the endpoint's room: a fast 500 would pull the no-load time down.
+        let backpressure = match (&done.outcome, done.attempt.status) {
+            (Outcome::Success { .. }, _) => false,
+            (_, Some(429 | 503)) | (Outcome::Retryable { status: None, .. }, None) => true,
+            _ => return,
         };
         // This one counts as busy until its finished attempts are taken in.
         let busy = self.context.busy.load(Ordering::Relaxed);

@@ -353,13 +353,20 @@ routes:
 }
 
 /// Adaptive concurrency: an endpoint that takes 50 ms however many requests it holds gets all of
-/// `concurrency` in flight; one that answers 503 is held at one attempt at a time, while the same
-/// 503s with `adaptive_concurrency: false` get every slot.
+/// `concurrency` in flight; one that turns to 503 after 20 successes is cut back to one attempt at
+/// a time, while the same 503s with `adaptive_concurrency: false` get every slot.
 #[tokio::test]
 async fn adaptive_concurrency_opens_up_for_a_roomy_endpoint_and_backs_off_on_503() {
     let roomy = TestReceiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(50))).await;
     let unavailable = || Reply::status(503).after(Duration::from_millis(20));
-    let busy = TestReceiver::scripted(move |_, _| unavailable()).await;
+    let busy = TestReceiver::scripted(move |n, _| {
+        if n < 20 {
+            Reply::ok().after(Duration::from_millis(20))
+        } else {
+            unavailable()
+        }
+    })
+    .await;
     let pinned = TestReceiver::scripted(move |_, _| unavailable()).await;
     let retry = "initial_interval: 10ms, max_interval: 10ms, max_attempts: 100000, max_age: 1h";
     let text = format!(
@@ -404,18 +411,29 @@ routes:
         || pinned.peak_in_flight() == 8,
     )
     .await;
-    busy.wait_for(50).await;
-    assert_eq!(
-        busy.peak_in_flight(),
-        1,
-        "every 503 kept the adaptive limit at its floor"
-    );
-    let metrics = router.metrics(SECRET_A).await;
-    assert!(
-        metrics.contains("fanout_concurrency_limit{subscriber=\"busy\"} 1")
-            && metrics.contains("fanout_concurrency_limit{subscriber=\"pinned\"} 8"),
-        "{metrics}"
-    );
+    wait_until(
+        "the busy endpoint's limit growing while it succeeds",
+        DEADLINE,
+        || busy.peak_in_flight() > 1,
+    )
+    .await;
+    // Then its 503s cut the limit back to its floor.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let metrics = router.metrics(SECRET_A).await;
+        if metrics.contains("fanout_concurrency_limit{subscriber=\"busy\"} 1\n") {
+            assert!(
+                metrics.contains("fanout_concurrency_limit{subscriber=\"pinned\"} 8"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 503s never cut the limit to 1:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     roomy.wait_for(count).await;
 }
 
