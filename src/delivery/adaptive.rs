@@ -57,30 +57,43 @@ pub struct Adaptive {
     period: Period,
 }
 
+/// Round trips seen in a period (µs).
+#[derive(Debug, Default)]
+struct Samples {
+    sum_us: u64,
+    count: u64,
+}
+
+impl Samples {
+    fn add(&mut self, rtt_us: u64) {
+        self.sum_us = self.sum_us.saturating_add(rtt_us);
+        self.count += 1;
+    }
+
+    fn mean_us(&self) -> Option<u64> {
+        self.sum_us.checked_div(self.count)
+    }
+}
+
 #[derive(Debug)]
 struct Period {
     started: Instant,
     /// Round trips of the attempts that were not backpressure (the gradient's samples).
-    sum_us: u64,
-    count: u64,
-    /// Round trips of every attempt (the period's length).
-    all_sum_us: u64,
-    all_count: u64,
+    ok: Samples,
+    /// Round trips of every attempt (the period's length); more of them than `ok` means the
+    /// period had backpressure.
+    all: Samples,
     /// Most attempts in flight at once during the period.
     peak_in_flight: usize,
-    backpressure: bool,
 }
 
 impl Period {
     fn new(started: Instant, in_flight: usize) -> Period {
         Period {
             started,
-            sum_us: 0,
-            count: 0,
-            all_sum_us: 0,
-            all_count: 0,
+            ok: Samples::default(),
+            all: Samples::default(),
             peak_in_flight: in_flight,
-            backpressure: false,
         }
     }
 }
@@ -145,46 +158,31 @@ impl Adaptive {
             self.min_current = u64::MAX;
             self.window_started = now;
         }
-        self.period.all_sum_us = self.period.all_sum_us.saturating_add(rtt_us);
-        self.period.all_count += 1;
-        if backpressure {
-            self.period.backpressure = true;
-        } else {
+        self.period.all.add(rtt_us);
+        if !backpressure {
             self.min_current = self.min_current.min(rtt_us);
-            self.period.sum_us = self.period.sum_us.saturating_add(rtt_us);
-            self.period.count += 1;
+            self.period.ok.add(rtt_us);
         }
-        let mean_us = self
-            .period
-            .sum_us
-            .checked_div(self.period.count)
-            .unwrap_or(0);
         // Timeouts and 503s count for the length too: one cut per round trip, not per answer.
-        let all_mean_us = self
-            .period
-            .all_sum_us
-            .checked_div(self.period.all_count)
-            .unwrap_or(0);
-        let length = Duration::from_micros(all_mean_us).max(MIN_PERIOD);
+        let length = Duration::from_micros(self.period.all.mean_us().unwrap_or(0)).max(MIN_PERIOD);
         if now.duration_since(self.period.started) < length {
             return;
         }
         #[allow(clippy::cast_precision_loss)]
         let queue = (QUEUE_BUDGET as f64 / busy.max(1) as f64).max(1.0);
-        self.adjust(mean_us, queue);
+        self.adjust(queue);
         self.period = Period::new(now, in_flight);
     }
 
-    fn adjust(&mut self, mean_us: u64, queue: f64) {
+    fn adjust(&mut self, queue: f64) {
         let max = self.max as f64;
-        if self.period.backpressure {
+        if self.period.all.count > self.period.ok.count {
             self.limit = (self.limit * BACKOFF_RATIO).max(1.0);
             return;
         }
-        if self.period.count == 0 {
+        let (Some(mean_us), Some(no_load)) = (self.period.ok.mean_us(), self.no_load_us()) else {
             return;
-        }
-        let no_load = self.min_current.min(self.min_previous);
+        };
         #[allow(clippy::cast_precision_loss)]
         let gradient = (no_load as f64 / mean_us as f64).min(1.0);
         let mut target = self.limit * gradient + queue;

@@ -649,14 +649,20 @@ impl Dispatcher {
             in_flight,
             busy,
         );
-        let limit = adaptive.limit();
+        self.publish_limit();
+    }
+
+    /// Shows the limit in force on the subscriber's `Control` (API, metrics), and logs a change.
+    fn publish_limit(&self) {
+        let limit = self.limit();
         let previous = self
             .context
             .control
             .concurrency_limit
             .swap(limit, Ordering::Relaxed);
         if previous != limit {
-            tracing::debug!(subscriber = %self.context.control.name, limit, previous, rtt_us = done.attempt.latency_us, no_load_us = adaptive.no_load_us(), "Concurrency limit changed.");
+            let no_load_us = self.adaptive.as_ref().and_then(Adaptive::no_load_us);
+            tracing::debug!(subscriber = %self.context.control.name, limit, previous, no_load_us, "Concurrency limit changed.");
         }
     }
 

@@ -148,14 +148,7 @@ impl Dispatcher {
                 self.adaptive = Some(Adaptive::new(config.concurrency, std::time::Instant::now()));
             }
         }
-        let limit = self
-            .adaptive
-            .as_ref()
-            .map_or(config.concurrency, Adaptive::limit);
-        self.context
-            .control
-            .concurrency_limit
-            .store(limit, std::sync::atomic::Ordering::Relaxed);
+        self.publish_limit();
     }
 
     /// Whether one more attempt may start now (the circuit and the rate limit agree); sets
