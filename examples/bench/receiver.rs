@@ -110,16 +110,16 @@ impl Receiver {
             .unwrap_or("0")
             .parse::<u16>()
             .unwrap_or(0);
-        let local = format!(":{port:04X} ");
+        let local = format!(":{port:04X}");
         std::fs::read_to_string("/proc/net/tcp").map_or(0, |table| {
             table
                 .lines()
                 .skip(1)
                 .filter(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    fields.len() > 3
-                        && format!("{} ", fields[1]).ends_with(&local)
-                        && fields[3] == "01"
+                    // Fields: slot, local address, remote address, state (01: established).
+                    let mut fields = line.split_whitespace().skip(1);
+                    let address = fields.next().unwrap_or("");
+                    address.ends_with(&local) && fields.nth(1) == Some("01")
                 })
                 .count()
         })
