@@ -105,12 +105,10 @@ pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
                 while started.elapsed() < duration {
                     let id = format!("b3-{worker}-{count}");
                     let headers =
-                        fanout::delivery::request::webhook_headers(&secrets, &id, 1, &body);
-                    let pairs = headers
-                        .iter()
-                        .map(|(name, value)| (name.as_str(), value.as_str()));
+                        fanout::delivery::request::webhook_headers(&secrets, &id, 1, &body)
+                            .unwrap();
                     if let Ok(response) = sender
-                        .post(&url, pairs, body.clone(), Duration::from_secs(10))
+                        .post(url.clone(), headers, body.clone(), Duration::from_secs(10))
                         .await
                     {
                         if response.status == 200 {

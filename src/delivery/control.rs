@@ -28,7 +28,8 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// A Prometheus-style cumulative histogram with fixed buckets.
+/// A Prometheus-style cumulative histogram with fixed buckets. Each observation counts in its
+/// own bucket only (one atomic add, not one per bucket above it); a snapshot sums them up.
 #[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -39,10 +40,9 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe_us(&self, micros: u64) {
         let seconds = micros as f64 / 1e6;
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        // Above the last bound an observation counts only in `count` (the `+Inf` bucket).
+        if let Some(index) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(micros, Ordering::Relaxed);
@@ -53,7 +53,10 @@ impl Histogram {
         (
             self.buckets
                 .iter()
-                .map(|bucket| bucket.load(Ordering::Relaxed))
+                .scan(0, |cumulative, bucket| {
+                    *cumulative += bucket.load(Ordering::Relaxed);
+                    Some(*cumulative)
+                })
                 .collect(),
             self.count.load(Ordering::Relaxed),
             self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
@@ -318,6 +321,19 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_snapshot_is_cumulative() {
+        let histogram = Histogram::default();
+        // 0.5 ms, exactly 1 ms, 3 ms, 20 s (above every bound: only in the count).
+        for micros in [500, 1_000, 3_000, 20_000_000] {
+            histogram.observe_us(micros);
+        }
+        let (buckets, count, sum) = histogram.snapshot();
+        assert_eq!(buckets, [2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]);
+        assert_eq!(count, 4);
+        assert!((sum - 20.0045).abs() < 1e-9);
+    }
 
     #[test]
     fn recent_window_statistics() {

@@ -99,25 +99,28 @@ impl Forwarder {
             .cloned()
             .unwrap_or_else(|| format!("#{subscriber}"));
         let event = annotate(&letter.event, &name, letter);
-        let message = request::encode(&event, Mode::Binary, &self.config.headers);
+        let mut message = request::encode(&event, Mode::Binary, &self.config.headers)
+            .map_err(|error| error.to_string())?;
         let id = format!("dl_{}", webhook_id(seq, subscriber));
         let timestamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_secs())
             .unwrap_or(0);
         let timestamp = i64::try_from(timestamp).unwrap_or(i64::MAX);
-        let signed = request::webhook_headers(&self.config.secrets, &id, timestamp, &message.body);
-        let headers = message
-            .headers
-            .iter()
-            .chain(signed.iter())
-            .map(|(name, value)| (name.as_str(), value.as_str()));
+        request::sign_into(
+            &mut message.headers,
+            &self.config.secrets,
+            &id,
+            timestamp,
+            &message.body,
+        )
+        .map_err(|error| error.to_string())?;
         let response = self
             .sender
             .post(
-                &self.config.url,
-                headers,
-                message.body.clone(),
+                self.config.url.clone(),
+                message.headers,
+                message.body,
                 self.config.timeout,
             )
             .await

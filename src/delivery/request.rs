@@ -1,7 +1,13 @@
 //! Builds what goes on the wire: the body (built once, signed as is, never re-serialised) and the
 //! headers of CloudEvents binary or structured mode plus the Standard Webhooks headers.
+//!
+//! Headers are built straight into an [`http::HeaderMap`], the form the HTTP client sends: the
+//! names fanout sets are static (no allocation), each value is allocated once.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::config::{Mode, Secret};
@@ -26,59 +32,115 @@ const HEADER_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%').add(0x7f
 /// A message ready to be signed and sent: body and the headers that do not change per attempt.
 #[derive(Clone, Debug)]
 pub struct Message {
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// A header name or value HTTP does not allow (a subscriber's credentials, or an event's
+/// `datacontenttype` with characters a header cannot carry).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid header {0}")]
+pub struct InvalidHeader(pub String);
+
+/// Appends `name: value`, refusing what HTTP does not allow (named in the error).
+///
+/// # Errors
+/// The name is not a token or the value has characters a header cannot carry.
+pub fn append(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), InvalidHeader> {
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.into()))?;
+    let value = HeaderValue::from_str(value).map_err(|_| InvalidHeader(name.into()))?;
+    headers.append(header, value);
+    Ok(())
+}
+
+/// A value fanout built itself (percent-encoded, a number, an id): allocated once, not copied.
+fn owned_value(name: &str, value: String) -> Result<HeaderValue, InvalidHeader> {
+    HeaderValue::try_from(value).map_err(|_| InvalidHeader(name.into()))
+}
+
+/// The binary-mode header of a context attribute: static for the attributes the spec defines,
+/// built for an extension.
+fn ce_name(attribute: &str) -> Result<HeaderName, InvalidHeader> {
+    Ok(HeaderName::from_static(match attribute {
+        "id" => "ce-id",
+        "source" => "ce-source",
+        "type" => "ce-type",
+        "subject" => "ce-subject",
+        "time" => "ce-time",
+        "dataschema" => "ce-dataschema",
+        extension => {
+            let name = format!("{}{extension}", headers::CE_PREFIX);
+            return HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name));
+        }
+    }))
 }
 
 /// Encodes `event` in `mode`, after the subscriber's static `extra` headers.
 ///
 /// The CloudEvents distributed tracing extension (`traceparent`, `tracestate`) is also passed on
 /// as the W3C Trace Context HTTP headers, so the subscriber's spans join the producer's trace.
-pub fn encode(event: &Event, mode: Mode, extra: &[(String, String)]) -> Message {
-    let mut headers: Vec<(String, String)> = extra.to_vec();
+///
+/// # Errors
+/// A header cannot carry the event's `datacontenttype`, or an `extra` header is not HTTP.
+pub fn encode(
+    event: &Event,
+    mode: Mode,
+    extra: &[(String, String)],
+) -> Result<Message, InvalidHeader> {
+    let mut headers = HeaderMap::with_capacity(extra.len() + 12);
+    for (name, value) in extra {
+        append(&mut headers, name, value)?;
+    }
     for name in ["traceparent", "tracestate"] {
         if let Some(value) = event.attribute(name) {
             if value.is_ascii() && !value.chars().any(char::is_control) {
-                headers.push((name.to_owned(), value.into_owned()));
+                let value = owned_value(name, value.into_owned())?;
+                headers.append(HeaderName::from_static(name), value);
             }
         }
     }
-    match mode {
+    let body = match mode {
         Mode::Structured => {
-            headers.push((
-                headers::CONTENT_TYPE.into(),
-                headers::STRUCTURED_MEDIA_TYPE.into(),
-            ));
-            Message {
-                headers,
-                body: Bytes::from(event.to_structured_json()),
-            }
+            headers.append(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(headers::STRUCTURED_MEDIA_TYPE),
+            );
+            Bytes::from(event.to_structured_json())
         }
         Mode::Binary => {
-            headers.push(("ce-specversion".into(), crate::event::SPEC_VERSION.into()));
+            headers.append(
+                HeaderName::from_static("ce-specversion"),
+                HeaderValue::from_static(crate::event::SPEC_VERSION),
+            );
             for (name, value) in event.attributes() {
-                headers.push((
-                    format!("{}{name}", headers::CE_PREFIX),
-                    utf8_percent_encode(&value, HEADER_VALUE).to_string(),
-                ));
+                let header = ce_name(name)?;
+                let value = match Cow::from(utf8_percent_encode(&value, HEADER_VALUE)) {
+                    Cow::Borrowed(text) => HeaderValue::from_str(text),
+                    Cow::Owned(text) => HeaderValue::try_from(text),
+                }
+                .map_err(|_| InvalidHeader(header.to_string()))?;
+                headers.append(header, value);
             }
             if let Some(content_type) = &event.datacontenttype {
-                headers.push((headers::CONTENT_TYPE.into(), content_type.clone()));
+                let value = HeaderValue::from_str(content_type)
+                    .map_err(|_| InvalidHeader(headers::CONTENT_TYPE.into()))?;
+                headers.append(http::header::CONTENT_TYPE, value);
             }
-            Message {
-                headers,
-                body: Bytes::copy_from_slice(event.data_bytes()),
-            }
+            Bytes::copy_from_slice(event.data_bytes())
         }
-    }
+    };
+    Ok(Message { headers, body })
 }
 
 /// Encodes several events in CloudEvents batched mode (`application/cloudevents-batch+json`, a
 /// JSON array of structured events), after the subscriber's static `extra` headers.
+///
+/// # Errors
+/// An `extra` header is not HTTP.
 pub fn encode_batch<'a>(
     events: impl Iterator<Item = &'a Event>,
     extra: &[(String, String)],
-) -> Message {
+) -> Result<Message, InvalidHeader> {
     let mut body = vec![b'['];
     for (index, event) in events.enumerate() {
         if index > 0 {
@@ -87,32 +149,65 @@ pub fn encode_batch<'a>(
         body.extend_from_slice(&event.to_structured_json());
     }
     body.push(b']');
-    let mut headers = extra.to_vec();
-    headers.push((headers::CONTENT_TYPE.into(), BATCH_MEDIA_TYPE.into()));
-    Message {
+    let mut headers = HeaderMap::with_capacity(extra.len() + 4);
+    for (name, value) in extra {
+        append(&mut headers, name, value)?;
+    }
+    headers.append(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(BATCH_MEDIA_TYPE),
+    );
+    Ok(Message {
         headers,
         body: Bytes::from(body),
-    }
+    })
 }
 
 /// The media type of CloudEvents batched mode.
 pub const BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch+json";
 
-/// The Standard Webhooks headers of one attempt (the timestamp changes per attempt, the id never).
+/// Adds the Standard Webhooks headers of one attempt to `headers` (the timestamp changes per
+/// attempt, the id never).
+///
+/// # Errors
+/// The id has characters a header cannot carry.
+pub fn sign_into(
+    headers: &mut HeaderMap,
+    secrets: &[Secret],
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<(), InvalidHeader> {
+    headers.append(
+        HeaderName::from_static(headers::WEBHOOK_ID),
+        HeaderValue::from_str(webhook_id).map_err(|_| InvalidHeader(headers::WEBHOOK_ID.into()))?,
+    );
+    headers.append(
+        HeaderName::from_static(headers::WEBHOOK_TIMESTAMP),
+        HeaderValue::from(timestamp),
+    );
+    if let Some(signature) = sign(secrets, webhook_id, timestamp, body) {
+        headers.append(
+            HeaderName::from_static(headers::WEBHOOK_SIGNATURE),
+            owned_value(headers::WEBHOOK_SIGNATURE, signature)?,
+        );
+    }
+    Ok(())
+}
+
+/// The Standard Webhooks headers of one attempt, on their own.
+///
+/// # Errors
+/// The id has characters a header cannot carry.
 pub fn webhook_headers(
     secrets: &[Secret],
     webhook_id: &str,
     timestamp: i64,
     body: &[u8],
-) -> Vec<(String, String)> {
-    let mut out = vec![
-        (headers::WEBHOOK_ID.to_owned(), webhook_id.to_owned()),
-        (headers::WEBHOOK_TIMESTAMP.to_owned(), timestamp.to_string()),
-    ];
-    if let Some(signature) = sign(secrets, webhook_id, timestamp, body) {
-        out.push((headers::WEBHOOK_SIGNATURE.to_owned(), signature));
-    }
-    out
+) -> Result<HeaderMap, InvalidHeader> {
+    let mut headers = HeaderMap::with_capacity(3);
+    sign_into(&mut headers, secrets, webhook_id, timestamp, body)?;
+    Ok(headers)
 }
 
 #[cfg(test)]
@@ -140,14 +235,13 @@ mod tests {
     fn header<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
         message
             .headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .get(name)
+            .map(|value| value.to_str().unwrap())
     }
 
     #[test]
     fn binary_mode_puts_attributes_in_percent_encoded_headers() {
-        let message = encode(&event(), Mode::Binary, &[("x-tenant".into(), "eu".into())]);
+        let message = encode(&event(), Mode::Binary, &[("x-tenant".into(), "eu".into())]).unwrap();
         assert_eq!(header(&message, "x-tenant"), Some("eu"));
         assert_eq!(header(&message, "ce-specversion"), Some("1.0"));
         assert_eq!(header(&message, "ce-id"), Some("A%201"));
@@ -163,7 +257,7 @@ mod tests {
 
     #[test]
     fn structured_mode_sends_the_json_format() {
-        let message = encode(&event(), Mode::Structured, &[]);
+        let message = encode(&event(), Mode::Structured, &[]).unwrap();
         assert_eq!(
             header(&message, "content-type"),
             Some(headers::STRUCTURED_MEDIA_TYPE)
@@ -189,13 +283,13 @@ mod tests {
         .collect();
         let event = Event::from_attributes(attributes, None).unwrap();
         for mode in [Mode::Binary, Mode::Structured] {
-            let message = encode(&event, mode, &[]);
+            let message = encode(&event, mode, &[]).unwrap();
             assert_eq!(header(&message, "traceparent"), Some(parent));
             assert_eq!(header(&message, "tracestate"), Some("congo=t61rcWkgMzE"));
         }
         assert_eq!(
             header(
-                &encode(&self::tests::event(), Mode::Binary, &[]),
+                &encode(&self::tests::event(), Mode::Binary, &[]).unwrap(),
                 "traceparent"
             ),
             None

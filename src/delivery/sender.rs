@@ -133,24 +133,36 @@ impl Sender {
             Some(url::Host::Ipv6(address)) => IpAddr::V6(address),
             _ => return Ok(()),
         };
-        guard(&self.outbound, &address.to_string(), address).map_err(SendError::Refused)
+        // The address is named only in a refusal: no text is built for an allowed request.
+        self.outbound.check(address).map_err(|kind| {
+            SendError::Refused(Refused::Address {
+                host: address.to_string(),
+                address,
+                kind,
+            })
+        })
     }
 
-    /// POSTs `body` to `url` and waits at most `timeout` for the answer and its first bytes.
+    /// POSTs `body` to `url` with `headers` and waits at most `timeout` for the answer and its
+    /// first bytes.
     ///
     /// # Errors
     /// No HTTP answer arrived (connection refused, reset, timeout, bad header).
     pub async fn post(
         &self,
-        url: &url::Url,
-        headers: impl Iterator<Item = (&str, &str)>,
+        url: url::Url,
+        headers: http::HeaderMap,
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, SendError> {
-        self.check_url(url)?;
-        // A `Url`, not its text: reqwest would parse the text again for every request.
-        let request = self.client.post(url.clone()).timeout(timeout).body(body);
-        self.send(request, headers, timeout).await
+        self.check_url(&url)?;
+        // A request built whole, not through a builder: a `Url`, not its text (reqwest would
+        // parse the text again), and the header map as it is (a builder copies it entry by entry).
+        let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+        *request.headers_mut() = headers;
+        *request.timeout_mut() = Some(timeout);
+        *request.body_mut() = Some(body.into());
+        self.send(request, timeout).await
     }
 
     /// Sends an `OPTIONS` request (the CloudEvents webhook validation handshake). The answer's
@@ -185,14 +197,13 @@ impl Sender {
 
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
-        headers: impl Iterator<Item = (&str, &str)>,
+        request: reqwest::Request,
         timeout: Duration,
     ) -> Result<Response, SendError> {
-        let request = with_headers(request, headers)?;
         let started = Instant::now();
-        let mut response = request
-            .send()
+        let mut response = self
+            .client
+            .execute(request)
             .await
             .map_err(|error| classify(error, timeout))?;
         let status = response.status().as_u16();
@@ -341,13 +352,17 @@ fn redact_access_token(value: &str) -> String {
     out
 }
 
-/// The client settings every sender shares: no redirects, no proxies, the guarded resolver,
-/// pooled connections, no Nagle.
+/// The client settings every sender shares: no redirects, no retries, no proxies, the guarded
+/// resolver, pooled connections, no Nagle.
 fn builder(outbound: &Arc<Outbound>) -> reqwest::ClientBuilder {
     // reqwest is built without a bundled crypto provider; use ring for rustls.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // fanout's retry schedule is the only one: a transparent resend would be a delivery
+        // without an attempt record. With no retries allowed, reqwest also stops copying every
+        // request (headers, extensions, body handle) in case it must send it again.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver(Arc::clone(outbound))))
         .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))

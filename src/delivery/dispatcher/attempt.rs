@@ -19,7 +19,8 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // A batch is one request, one signature; its id is stable as long as its members are (they
     // keep one retry schedule, so they go again together).
-    let (message, id) = if config.batch.is_some() || !job.rest.is_empty() {
+    let batched = config.batch.is_some() || !job.rest.is_empty();
+    let (message, id) = if batched {
         (
             request::encode_batch(job.members().map(|member| &*member.event), &config.headers),
             format!(
@@ -40,18 +41,6 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .map(store::millis)
         .unwrap_or(0);
     let timestamp = i64::try_from(at_ms / 1000).unwrap_or(i64::MAX);
-    let mut signed = request::webhook_headers(&config.secrets, &id, timestamp, &message.body);
-    if let Some(handshake) = &config.handshake {
-        signed.push((
-            crate::delivery::handshake::REQUEST_ORIGIN.to_owned(),
-            handshake.origin.clone(),
-        ));
-    }
-    let headers = message
-        .headers
-        .iter()
-        .chain(signed.iter())
-        .map(|(name, value)| (name.as_str(), value.as_str()));
     let started = std::time::Instant::now();
     let sender = context.sender_for(config.tls.as_ref());
     let credentials = match (&sender, &config.auth) {
@@ -63,24 +52,22 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
             .await
             .map_err(|error| format!("no credentials for the endpoint: {error}")),
     };
-    let result = match (credentials, sender) {
-        (Ok(credentials), Ok(sender)) => {
+    let result = match (message, credentials, sender) {
+        (Ok(mut message), Ok(credentials), Ok(sender)) => {
             let mut url = config.url.clone();
             if let Some((name, value)) = &credentials.query {
                 url.query_pairs_mut().append_pair(name, value);
             }
-            let headers = headers.chain(
-                credentials
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-            );
-            sender
-                .post(&url, headers, message.body.clone(), config.timeout)
-                .await
-                .map_err(|error| (error.to_string(), error.is_permanent()))
+            match finish_headers(&mut message, &config, &id, timestamp, &credentials) {
+                Ok(()) => sender
+                    .post(url, message.headers, message.body, config.timeout)
+                    .await
+                    .map_err(|error| (error.to_string(), error.is_permanent())),
+                Err(error) => Err((error.to_string(), false)),
+            }
         }
-        (Err(error), _) | (_, Err(error)) => Err((error, false)),
+        (Err(error), _, _) => Err((error.to_string(), false)),
+        (_, Err(error), _) | (_, _, Err(error)) => Err((error, false)),
     };
     let (outcome, attempt) = match result {
         Ok(response) => (
@@ -144,6 +131,35 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         outcome,
         attempt,
     }
+}
+
+/// The headers that follow the encoding: the Standard Webhooks signature, the handshake's origin,
+/// the endpoint's credentials.
+fn finish_headers(
+    message: &mut request::Message,
+    config: &crate::config::SubscriberConfig,
+    id: &str,
+    timestamp: i64,
+    credentials: &crate::delivery::auth::Credentials,
+) -> Result<(), request::InvalidHeader> {
+    request::sign_into(
+        &mut message.headers,
+        &config.secrets,
+        id,
+        timestamp,
+        &message.body,
+    )?;
+    if let Some(handshake) = &config.handshake {
+        request::append(
+            &mut message.headers,
+            crate::delivery::handshake::REQUEST_ORIGIN,
+            &handshake.origin,
+        )?;
+    }
+    for (name, value) in &credentials.headers {
+        request::append(&mut message.headers, name, value)?;
+    }
+    Ok(())
 }
 
 fn micros(duration: Duration) -> u64 {
