@@ -29,6 +29,7 @@ mod dedupe;
 mod log;
 pub mod records;
 mod schedule;
+mod shared;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -113,6 +114,8 @@ struct Inner {
     size: std::sync::atomic::AtomicU64,
     /// The retry schedule, rebuilt at open from the retry records.
     schedule: Mutex<Schedule>,
+    /// Decoded events the dispatchers of one event's subscribers share.
+    shared: shared::Shared,
 }
 
 impl Drop for Inner {
@@ -219,6 +222,7 @@ impl Store {
                 committer: Some(committer),
                 size: std::sync::atomic::AtomicU64::new(0),
                 schedule: Mutex::new(schedule),
+                shared: shared::Shared::new(shared::BUDGET_BYTES),
             }),
         };
         store.refresh_size()?;
@@ -410,7 +414,11 @@ impl Store {
             scanned += 1;
             next = EventSeq(seq.0 + 1);
             if records::event_subscribers(value)?.any(|id| id == subscriber) {
-                found.push(records::decode_event(seq, value)?);
+                found.push(records::decode_event_with(
+                    seq,
+                    value,
+                    Some(&self.inner.shared),
+                )?);
                 if found.len() >= limit {
                     return Ok(false);
                 }

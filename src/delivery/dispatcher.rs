@@ -113,7 +113,7 @@ impl Job {
     fn new(stored: StoredEvent, retry: Option<RetryState>) -> Job {
         Job {
             seq: stored.seq,
-            event: Arc::new(stored.event),
+            event: stored.event,
             retry,
             accepted_at_ms: stored.accepted_at_ms,
             rest: Vec::new(),

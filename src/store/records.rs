@@ -1,6 +1,8 @@
 //! The byte layout of everything the store keeps: keys (big-endian, so range scans come out in
 //! order) and values (a small fixed header where scans need to peek, postcard elsewhere).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -18,7 +20,8 @@ pub struct StoredEvent {
     pub accepted_at_ms: u64,
     /// The subscribers the routing table chose when the event was accepted.
     pub subscribers: Vec<SubscriberId>,
-    pub event: Event,
+    /// Shared: the dispatchers of an event's subscribers may hold the same decoding.
+    pub event: Arc<Event>,
 }
 
 /// Encodes an event record: `[version][accepted_at u64][count u16][subscriber u32 ...][postcard event]`.
@@ -77,10 +80,26 @@ pub fn event_accepted_at(bytes: &[u8]) -> Result<u64, StoreError> {
 }
 
 pub fn decode_event(seq: EventSeq, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    decode_event_with(seq, bytes, None)
+}
+
+/// Decodes an event record, taking the event from `shared` when another subscriber's dispatcher
+/// has decoded it (and leaving this decoding there for the others).
+pub fn decode_event_with(
+    seq: EventSeq,
+    bytes: &[u8],
+    shared: Option<&super::shared::Shared>,
+) -> Result<StoredEvent, StoreError> {
     let (accepted_at_ms, count) = header(bytes)?;
     let subscribers = event_subscribers(bytes)?.collect();
-    let event = postcard::from_bytes(&bytes[EVENT_HEADER_LEN + 4 * count..])
-        .map_err(|error| StoreError::Corrupt(format!("event {seq}: {error}")))?;
+    let decode = || {
+        postcard::from_bytes(&bytes[EVENT_HEADER_LEN + 4 * count..])
+            .map_err(|error| StoreError::Corrupt(format!("event {seq}: {error}")))
+    };
+    let event = match shared {
+        Some(shared) => shared.get_or_decode(seq, bytes.len(), count, decode)?,
+        None => Arc::new(decode()?),
+    };
     Ok(StoredEvent {
         seq,
         accepted_at_ms,

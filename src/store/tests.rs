@@ -138,8 +138,11 @@ async fn accepts_dedupes_and_reads_back_per_subscriber() {
         for_pim.iter().map(|stored| stored.seq).collect::<Vec<_>>(),
         [EventSeq(1), EventSeq(2)]
     );
-    assert_eq!(for_pim[0].event, event("/s", "1"));
+    assert_eq!(*for_pim[0].event, event("/s", "1"));
     assert_eq!(for_pim[0].accepted_at_ms, 1_000);
+    // Event 1 went to both: decoded once, for the first reader, and taken by the second.
+    assert!(std::sync::Arc::ptr_eq(&for_erp[0].event, &for_pim[0].event));
+    assert_eq!(store.inner.shared.usage(), (0, 0));
 }
 
 #[tokio::test]

@@ -134,7 +134,7 @@ mod tests {
         }
         StoredEvent {
             seq: EventSeq(seq),
-            event: Event::from_attributes(attributes, None).unwrap(),
+            event: std::sync::Arc::new(Event::from_attributes(attributes, None).unwrap()),
             accepted_at_ms: 0,
             subscribers: Vec::new(),
         }
