@@ -5,7 +5,8 @@
 //! Only decodings are kept, never the truth: every read still finds the event's record first,
 //! so an event purged from the store is never served from here. An entry leaves when every
 //! subscriber of the event has taken it, or, oldest event first, when the entries exceed their
-//! byte budget (a subscriber far behind the others decodes its events itself). Entries are
+//! budget of about 8 MiB or 8,192 events (a subscriber far behind the others decodes its events
+//! itself). Entries are
 //! ordered by seq (a B-tree: no hashing, and the oldest is the first).
 
 use std::collections::BTreeMap;
@@ -14,8 +15,14 @@ use std::sync::{Arc, Mutex};
 use crate::event::Event;
 use crate::ids::EventSeq;
 
-/// At most this many record bytes of decoded events are kept.
+/// At most this many bytes of decoded events are kept, counted as each record's length plus
+/// [`ENTRY_OVERHEAD`] (a decoded event is about its record's size, plus its strings' and the
+/// entry's fixed parts).
 pub const BUDGET_BYTES: usize = 8 << 20;
+/// What an entry costs beyond its record's length, for the budget.
+const ENTRY_OVERHEAD: usize = 512;
+/// At most this many entries, whatever their size.
+const MAX_ENTRIES: usize = 8_192;
 
 struct Entry {
     event: Arc<Event>,
@@ -28,6 +35,21 @@ struct Entry {
 struct Inner {
     entries: BTreeMap<EventSeq, Entry>,
     bytes: usize,
+}
+
+impl Inner {
+    /// A subscriber takes the decoding of `seq`, if there is one; the last one lets it go.
+    fn take(&mut self, seq: EventSeq) -> Option<Arc<Event>> {
+        let entry = self.entries.get_mut(&seq)?;
+        let event = Arc::clone(&entry.event);
+        entry.remaining = entry.remaining.saturating_sub(1);
+        if entry.remaining == 0 {
+            let bytes = entry.bytes;
+            self.entries.remove(&seq);
+            self.bytes -= bytes;
+        }
+        Some(event)
+    }
 }
 
 /// The shared decodings.
@@ -59,30 +81,22 @@ impl Shared {
         if subscribers <= 1 {
             return decode().map(Arc::new);
         }
-        {
-            let mut inner = self.inner.lock().expect("lock");
-            if let Some(entry) = inner.entries.get_mut(&seq) {
-                let event = Arc::clone(&entry.event);
-                entry.remaining = entry.remaining.saturating_sub(1);
-                if entry.remaining == 0 {
-                    let bytes = entry.bytes;
-                    inner.entries.remove(&seq);
-                    inner.bytes -= bytes;
-                }
-                return Ok(event);
-            }
+        if let Some(event) = self.inner.lock().expect("lock").take(seq) {
+            return Ok(event);
         }
         // Decoded outside the lock: the other dispatchers do not wait for it.
         let event = Arc::new(decode()?);
+        let bytes = bytes + ENTRY_OVERHEAD;
         if bytes > self.budget {
             return Ok(event);
         }
         let mut inner = self.inner.lock().expect("lock");
-        if inner.entries.contains_key(&seq) {
-            // Another dispatcher decoded it meanwhile; its entry counts for both.
-            return Ok(event);
+        if let Some(theirs) = inner.take(seq) {
+            // Another dispatcher decoded it meanwhile: take theirs, as a hit does, so that
+            // its entry still goes once every subscriber has taken it.
+            return Ok(theirs);
         }
-        while inner.bytes + bytes > self.budget {
+        while inner.bytes + bytes > self.budget || inner.entries.len() >= MAX_ENTRIES {
             let Some((_, oldest)) = inner.entries.pop_first() else {
                 break;
             };
@@ -139,7 +153,7 @@ mod tests {
         let shared = Shared::new(BUDGET_BYTES);
         let mut decodes = 0;
         let first = take(&shared, 1, 3, &mut decodes);
-        assert_eq!(shared.usage(), (1, 100));
+        assert_eq!(shared.usage(), (1, 100 + ENTRY_OVERHEAD));
         let second = take(&shared, 1, 3, &mut decodes);
         let third = take(&shared, 1, 3, &mut decodes);
         assert_eq!(decodes, 1);
@@ -164,13 +178,14 @@ mod tests {
 
     #[test]
     fn the_budget_lets_the_oldest_go() {
-        let shared = Shared::new(350);
+        let entry = 100 + ENTRY_OVERHEAD;
+        let shared = Shared::new(3 * entry + 50);
         let mut decodes = 0;
         for seq in 1..=5 {
             take(&shared, seq, 2, &mut decodes);
         }
-        // Three entries of 100 bytes fit: 3, 4 and 5.
-        assert_eq!(shared.usage(), (3, 300));
+        // Three entries fit: 3, 4 and 5.
+        assert_eq!(shared.usage(), (3, 3 * entry));
         take(&shared, 5, 2, &mut decodes);
         assert_eq!(decodes, 5);
         take(&shared, 1, 2, &mut decodes);
@@ -180,6 +195,36 @@ mod tests {
             take(&shared, seq, 2, &mut decodes);
         }
         let (entries, bytes) = shared.usage();
-        assert!(entries <= 3 && bytes <= 350);
+        assert!(entries <= 3 && bytes <= 3 * entry + 50);
+    }
+
+    #[test]
+    fn two_readers_that_miss_at_once_share_the_first_decoding() {
+        let shared = Shared::new(BUDGET_BYTES);
+        let mut second = None;
+        // The second reader's whole read runs while the first reader decodes (a decode runs
+        // outside the lock), so both miss; the second one leaves its decoding in the map.
+        let first = shared
+            .get_or_decode(EventSeq(1), 100, 2, || {
+                let mut decodes = 0;
+                let other = take(&shared, 1, 2, &mut decodes);
+                assert_eq!(shared.usage().0, 1);
+                second = Some(Arc::clone(&other));
+                Ok::<_, ()>((*other).clone())
+            })
+            .unwrap();
+        // The first reader took that entry instead of its own copy: nothing lingers.
+        assert!(Arc::ptr_eq(&first, &second.unwrap()));
+        assert_eq!(shared.usage(), (0, 0));
+    }
+
+    #[test]
+    fn entries_are_capped_in_number_too() {
+        let shared = Shared::new(usize::MAX);
+        let mut decodes = 0;
+        for seq in 0..(MAX_ENTRIES as u64 + 100) {
+            take(&shared, seq, 2, &mut decodes);
+        }
+        assert_eq!(shared.usage().0, MAX_ENTRIES);
     }
 }
