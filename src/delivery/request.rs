@@ -36,6 +36,9 @@ pub struct Message {
     pub body: Bytes,
 }
 
+/// The most entries a header map holds (`http`'s limit).
+const MAX_HEADERS: usize = 32_768;
+
 /// A header name or value HTTP does not allow (a subscriber's credentials, or an event's
 /// `datacontenttype` with characters a header cannot carry).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +122,11 @@ pub fn encode(
                     Cow::Owned(text) => HeaderValue::try_from(text),
                 }
                 .map_err(|_| InvalidHeader(header.to_string()))?;
-                headers.append(header, value);
+                // An event may carry any number of extensions; a header map holds at most
+                // 32,768 entries, and `append` would panic past that.
+                headers
+                    .try_append(header, value)
+                    .map_err(|_| InvalidHeader(format!("ce-*: more than {MAX_HEADERS}")))?;
             }
             if let Some(content_type) = &event.datacontenttype {
                 let value = HeaderValue::from_str(content_type)
@@ -253,6 +260,27 @@ mod tests {
         assert_eq!(header(&message, "content-type"), Some("application/json"));
         assert_eq!(header(&message, "ce-datacontenttype"), None);
         assert_eq!(&message.body[..], br#"{"total": 12.5}"#);
+    }
+
+    #[test]
+    fn too_many_extensions_for_binary_mode_are_an_error_not_a_panic() {
+        let mut attributes: Vec<(String, AttrValue)> = [
+            ("specversion", "1.0"),
+            ("id", "1"),
+            ("source", "/s"),
+            ("type", "t"),
+        ]
+        .iter()
+        .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
+        .collect();
+        for index in 0..MAX_HEADERS {
+            attributes.push((format!("x{index}"), AttrValue::Integer(1)));
+        }
+        let event = Event::from_attributes(attributes, None).unwrap();
+        let error = encode(&event, Mode::Binary, &[]).unwrap_err();
+        assert!(error.to_string().contains("more than 32768"), "{error}");
+        // Structured mode carries them in the body.
+        assert!(encode(&event, Mode::Structured, &[]).is_ok());
     }
 
     #[test]
