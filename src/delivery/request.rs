@@ -56,6 +56,15 @@ pub fn append(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), In
     Ok(())
 }
 
+/// A header map with the subscriber's static `extra` headers, and room for `more`.
+fn with_extra(extra: &[(String, String)], more: usize) -> Result<HeaderMap, InvalidHeader> {
+    let mut headers = HeaderMap::with_capacity(extra.len() + more);
+    for (name, value) in extra {
+        append(&mut headers, name, value)?;
+    }
+    Ok(headers)
+}
+
 /// A value fanout built itself (percent-encoded, a number, an id): allocated once, not copied.
 fn owned_value(name: &str, value: String) -> Result<HeaderValue, InvalidHeader> {
     HeaderValue::try_from(value).map_err(|_| InvalidHeader(name.into()))
@@ -90,10 +99,7 @@ pub fn encode(
     mode: Mode,
     extra: &[(String, String)],
 ) -> Result<Message, InvalidHeader> {
-    let mut headers = HeaderMap::with_capacity(extra.len() + 12);
-    for (name, value) in extra {
-        append(&mut headers, name, value)?;
-    }
+    let mut headers = with_extra(extra, 12)?;
     for name in ["traceparent", "tracestate"] {
         if let Some(value) = event.attribute(name) {
             if value.is_ascii() && !value.chars().any(char::is_control) {
@@ -156,10 +162,7 @@ pub fn encode_batch<'a>(
         body.extend_from_slice(&event.to_structured_json());
     }
     body.push(b']');
-    let mut headers = HeaderMap::with_capacity(extra.len() + 4);
-    for (name, value) in extra {
-        append(&mut headers, name, value)?;
-    }
+    let mut headers = with_extra(extra, 4)?;
     headers.append(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(BATCH_MEDIA_TYPE),

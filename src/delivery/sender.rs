@@ -51,8 +51,8 @@ pub enum SendError {
     Connect(#[source] reqwest::Error),
     #[error("request failed: {0}")]
     Request(#[source] reqwest::Error),
-    #[error("invalid header {0}")]
-    Header(String),
+    #[error(transparent)]
+    Header(#[from] super::request::InvalidHeader),
     /// The SSRF guard refused the destination: a permanent failure.
     #[error("{0}")]
     Refused(Refused),
@@ -133,14 +133,7 @@ impl Sender {
             Some(url::Host::Ipv6(address)) => IpAddr::V6(address),
             _ => return Ok(()),
         };
-        // The address is named only in a refusal: no text is built for an allowed request.
-        self.outbound.check(address).map_err(|kind| {
-            SendError::Refused(Refused::Address {
-                host: address.to_string(),
-                address,
-                kind,
-            })
-        })
+        guard(&self.outbound, address, address).map_err(SendError::Refused)
     }
 
     /// POSTs `body` to `url` with `headers` and waits at most `timeout` for the answer and its
@@ -181,7 +174,12 @@ impl Sender {
             .client
             .request(reqwest::Method::OPTIONS, url.as_str())
             .timeout(timeout);
-        let response = with_headers(request, headers)?
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            super::request::append(&mut map, name, value)?;
+        }
+        let response = request
+            .headers(map)
             .send()
             .await
             .map_err(|error| classify(error, timeout))?;
@@ -322,21 +320,6 @@ impl Sender {
     }
 }
 
-/// Adds headers, refusing a name or value HTTP does not allow (named in the error).
-fn with_headers<'n, 'v>(
-    mut request: reqwest::RequestBuilder,
-    headers: impl Iterator<Item = (&'n str, &'v str)>,
-) -> Result<reqwest::RequestBuilder, SendError> {
-    for (name, value) in headers {
-        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| SendError::Header(name.to_owned()))?;
-        let value = reqwest::header::HeaderValue::from_str(value)
-            .map_err(|_| SendError::Header(name.to_string()))?;
-        request = request.header(name, value);
-    }
-    Ok(request)
-}
-
 /// A header value (a `Location` echoing the request URL) with any `access_token` query value
 /// replaced, so a bearer token sent in the query never reaches the attempt log.
 fn redact_access_token(value: &str) -> String {
@@ -404,9 +387,14 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// The outbound policy's verdict on connecting to `address` for `host`.
-fn guard(outbound: &Outbound, host: &str, address: IpAddr) -> Result<(), Refused> {
+/// `host` is turned into text only for a refusal: an allowed request builds none.
+fn guard(
+    outbound: &Outbound,
+    host: impl std::fmt::Display,
+    address: IpAddr,
+) -> Result<(), Refused> {
     outbound.check(address).map_err(|kind| Refused::Address {
-        host: host.to_owned(),
+        host: host.to_string(),
         address,
         kind,
     })

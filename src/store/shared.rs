@@ -6,8 +6,7 @@
 //! so an event purged from the store is never served from here. An entry leaves when every
 //! subscriber of the event has taken it, or, oldest event first, when the entries exceed their
 //! budget of about 8 MiB or 8,192 events (a subscriber far behind the others decodes its events
-//! itself). Entries are
-//! ordered by seq (a B-tree: no hashing, and the oldest is the first).
+//! itself). Entries are ordered by seq (a B-tree: no hashing, and the oldest is the first).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -114,7 +113,8 @@ impl Shared {
         Ok(event)
     }
 
-    /// (entries, record bytes) kept now.
+    /// (entries, bytes counted against the budget) kept now.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, usize) {
         let inner = self.inner.lock().expect("lock");
         (inner.entries.len(), inner.bytes)

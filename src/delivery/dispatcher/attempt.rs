@@ -19,8 +19,7 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // A batch is one request, one signature; its id is stable as long as its members are (they
     // keep one retry schedule, so they go again together).
-    let batched = config.batch.is_some() || !job.rest.is_empty();
-    let (message, id) = if batched {
+    let (message, id) = if config.batch.is_some() || !job.rest.is_empty() {
         (
             request::encode_batch(job.members().map(|member| &*member.event), &config.headers),
             format!(
