@@ -1,15 +1,18 @@
-//! Group commit in two stages, each on its own thread:
-//! - the committer takes every waiting ingest request, dedupes them, appends their events to the
-//!   event log (one write) and their keys to the in-memory dedupe index, then hands the answers
-//!   to
-//! - the syncer, which takes every handed-over commit, makes them durable at once (one
-//!   `fdatasync` of the log segment) and only then answers them and publishes the new committed
-//!   sequence number.
+//! Group commit. The committer takes every waiting ingest request, dedupes them, appends their
+//! events to the event log (one write) and their keys to the in-memory dedupe index; the syncer
+//! makes them durable at once (one `fdatasync` of the log segment) and only then answers them
+//! and publishes the new committed sequence number.
 //!
-//! While the syncer waits for the disk, the committer already writes the next batch, so a commit
-//! costs max(write, sync) instead of their sum, and batches grow with the load. A duplicate of an
-//! event that is written but not yet durable is answered by a later sync, so its answer never
-//! comes before the original is durable.
+//! Under `strict` both run on one thread, one commit after the other: while it waits for the
+//! disk, new requests queue, and the next commit takes them all, so batches grow with the load.
+//! Two threads that overlap the next write with this sync were measured slower (BENCHMARKS.md,
+//! 2026-12-04): the write is a copy into the page cache, far shorter than the sync, and on a
+//! busy CPU each hand-off between the threads is a wake-up that costs more than the overlap
+//! saves. Under `relaxed` the syncer has a thread of its own, which answers without waiting for
+//! the disk and syncs in the background every `flush_interval`.
+//!
+//! A duplicate of an event that is written but not yet durable (`relaxed`, or a failed sync) is
+//! answered by a later commit, so its answer never comes before the original's.
 //!
 //! Acknowledgements wait for nothing of sled's: the dedupe index is rebuilt from the log at open
 //! (see [`super::dedupe`]). A dedupe hit is trusted only once the event it names is read back
@@ -71,7 +74,7 @@ struct Written {
     error: Option<String>,
 }
 
-/// The second stage: fdatasync, answer.
+/// Makes commits durable (`fdatasync`) and answers them.
 struct Syncer {
     log: Arc<Log>,
     durability: Durability,
@@ -82,28 +85,28 @@ struct Syncer {
 }
 
 impl Committer {
-    /// Runs until every sender is dropped, then waits for the syncer to answer what is left.
+    /// Runs until every sender is dropped and what is left is answered.
     pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let (handoff, written) = std::sync::mpsc::channel();
-        let syncer = Syncer {
+        let mut syncer = Syncer {
             log: Arc::clone(&self.log),
             durability: self.durability,
             flush_interval: self.flush_interval,
             dirty: false,
             committed: self.committed.clone(),
         };
+        if self.durability == Durability::Strict {
+            while let Some(batch) = next_batch(&mut jobs) {
+                let written = self.commit(batch);
+                syncer.finish(vec![written]);
+            }
+            return;
+        }
+        let (handoff, written) = std::sync::mpsc::channel();
         let syncer = std::thread::Builder::new()
             .name("fanout-sync".into())
             .spawn(move || syncer.run(&written))
             .expect("the sync thread starts");
-        while let Some(first) = jobs.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_JOBS_PER_COMMIT {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = next_batch(&mut jobs) {
             if handoff.send(self.commit(batch)).is_err() {
                 break;
             }
@@ -202,6 +205,19 @@ impl Committer {
         let (source, id) = records::event_identity(&record)?;
         Ok((source == event.source && id == event.id).then_some(seq))
     }
+}
+
+/// Waits for the next request and takes every other one waiting with it (up to
+/// [`MAX_JOBS_PER_COMMIT`]); `None` once every sender is dropped.
+fn next_batch(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+    let mut batch = vec![jobs.blocking_recv()?];
+    while batch.len() < MAX_JOBS_PER_COMMIT {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 impl Syncer {

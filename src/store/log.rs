@@ -152,6 +152,12 @@ fn scan_segment(file: &File, file_len: u64, key_of: KeyOf) -> Result<Scanned, St
             Err(error) => return Err(io(error)),
         }
         let (len, crc) = parse_header(&header);
+        if len == 0 {
+            // Records are never empty, and an all-zero header would pass its checksum (the
+            // CRC-32 of nothing is 0): this is a zero-filled tail, as a crash can leave when
+            // the file's new size reached the disk before its data did.
+            break;
+        }
         if end + (HEADER_LEN + len) as u64 > file_len {
             // A torn length: never allocate what the file cannot hold.
             break;
@@ -745,6 +751,27 @@ mod tests {
         damaged[HEADER_LEN + 1] ^= 0xff;
         fs::write(&path, damaged).unwrap();
         assert!(matches!(log.get(1), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn cuts_off_a_zero_filled_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = Log::open(dir.path(), 1 << 20, 1, 0, key).unwrap();
+            append(&log, 1, &[record(1), record(2)]);
+        }
+        // The file's new size reached the disk but its data did not: zeros, which would pass
+        // as empty records with a valid checksum.
+        let path = segment_path(dir.path(), 1, "log");
+        let mut bytes = fs::read(&path).unwrap();
+        let kept = bytes.len() as u64;
+        bytes.extend_from_slice(&[0; 4096]);
+        fs::write(&path, bytes).unwrap();
+        let log = Log::open(dir.path(), 1 << 20, 1, 0, key).unwrap();
+        assert_eq!(log.next_seq(), 3);
+        assert_eq!(fs::metadata(&path).unwrap().len(), kept);
+        append(&log, 3, &[record(3)]);
+        assert_eq!(log.get(3).unwrap(), Some(record(3)));
     }
 
     #[test]
