@@ -29,6 +29,11 @@ pub struct Event {
     /// Extension attributes, sorted by name.
     pub extensions: Vec<(String, AttrValue)>,
     pub data: Option<Data>,
+    /// The event's wire forms, built once by delivery and shared by all its subscribers. Not
+    /// part of the event: serde skips it, `==` ignores it, a clone starts without it. So an
+    /// event is changed only as a clone (as dead letters are annotated), never once encoded.
+    #[serde(skip)]
+    pub(crate) encodings: crate::delivery::request::Encodings,
 }
 
 /// A context attribute value, in the CloudEvents type system's JSON-representable forms.
@@ -214,6 +219,7 @@ impl Event {
             time,
             extensions,
             data,
+            encodings: Default::default(),
         })
     }
 

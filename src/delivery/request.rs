@@ -5,6 +5,7 @@
 //! names fanout sets are static (no allocation), each value is allocated once.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -34,6 +35,33 @@ const HEADER_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%').add(0x7f
 pub struct Message {
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// An event's CloudEvents headers and body in each mode, built once (the first time one of its
+/// subscribers is sent it) and then cloned for the others: a header map's clone shares its
+/// values, a body's its bytes. Kept in the [`Event`], whose clone starts without them.
+#[derive(Default)]
+pub struct Encodings {
+    binary: OnceLock<Result<Message, InvalidHeader>>,
+    structured: OnceLock<Result<Message, InvalidHeader>>,
+}
+
+impl Clone for Encodings {
+    fn clone(&self) -> Encodings {
+        Encodings::default()
+    }
+}
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Encodings) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Encodings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Encodings")
+    }
 }
 
 /// The most entries a header map holds (`http`'s limit).
@@ -87,7 +115,8 @@ fn ce_name(attribute: &str) -> Result<HeaderName, InvalidHeader> {
     }))
 }
 
-/// Encodes `event` in `mode`, after the subscriber's static `extra` headers.
+/// Encodes `event` in `mode`, with the subscriber's static `extra` headers. The event's own
+/// headers and body are built once per mode and shared by all its subscribers ([`Encodings`]).
 ///
 /// The CloudEvents distributed tracing extension (`traceparent`, `tracestate`) is also passed on
 /// as the W3C Trace Context HTTP headers, so the subscriber's spans join the producer's trace.
@@ -99,7 +128,25 @@ pub fn encode(
     mode: Mode,
     extra: &[(String, String)],
 ) -> Result<Message, InvalidHeader> {
-    let mut headers = with_extra(extra, 12)?;
+    let once = match mode {
+        Mode::Binary => &event.encodings.binary,
+        Mode::Structured => &event.encodings.structured,
+    };
+    let shared = once
+        .get_or_init(|| encode_event(event, mode))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let mut message = shared.clone();
+    message.headers.reserve(extra.len() + 4);
+    for (name, value) in extra {
+        append(&mut message.headers, name, value)?;
+    }
+    Ok(message)
+}
+
+/// The event's own headers and body in `mode`, with room for the attempt's.
+fn encode_event(event: &Event, mode: Mode) -> Result<Message, InvalidHeader> {
+    let mut headers = HeaderMap::with_capacity(16);
     for name in ["traceparent", "tracestate"] {
         if let Some(value) = event.attribute(name) {
             if value.is_ascii() && !value.chars().any(char::is_control) {
@@ -263,6 +310,35 @@ mod tests {
         assert_eq!(header(&message, "content-type"), Some("application/json"));
         assert_eq!(header(&message, "ce-datacontenttype"), None);
         assert_eq!(&message.body[..], br#"{"total": 12.5}"#);
+    }
+
+    #[test]
+    fn subscribers_of_one_event_share_its_encoding_but_not_their_headers() {
+        let event = event();
+        let first = encode(&event, Mode::Binary, &[("x-a".into(), "1".into())]).unwrap();
+        let second = encode(&event, Mode::Binary, &[("x-b".into(), "2".into())]).unwrap();
+        assert_eq!(first.body.as_ptr(), second.body.as_ptr());
+        assert_eq!(header(&first, "ce-id"), Some("A%201"));
+        assert_eq!(header(&second, "ce-id"), Some("A%201"));
+        assert_eq!(
+            (header(&first, "x-a"), header(&first, "x-b")),
+            (Some("1"), None)
+        );
+        assert_eq!(
+            (header(&second, "x-a"), header(&second, "x-b")),
+            (None, Some("2"))
+        );
+        // Each mode has its own; a changed copy of the event is encoded again.
+        let structured = encode(&event, Mode::Structured, &[]).unwrap();
+        assert_eq!(
+            header(&structured, "content-type"),
+            Some(headers::STRUCTURED_MEDIA_TYPE)
+        );
+        let mut changed = event.clone();
+        changed.id = "B".into();
+        let again = encode(&changed, Mode::Binary, &[]).unwrap();
+        assert_eq!(header(&again, "ce-id"), Some("B"));
+        assert_ne!(again.body.as_ptr(), first.body.as_ptr());
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn structured_json_keeps_data_bytes_and_types() {
 
     let binary = Event {
         data: Some(Data::Binary(vec![0, 1, 2])),
-        ..event
+        ..event.clone()
     };
     let value: serde_json::Value = serde_json::from_slice(&binary.to_structured_json()).unwrap();
     assert_eq!(value["data_base64"], "AAEC");
