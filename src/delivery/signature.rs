@@ -13,23 +13,24 @@ pub fn sign(secrets: &[Secret], webhook_id: &str, timestamp: i64, body: &[u8]) -
         return None;
     }
     let timestamp = timestamp.to_string();
-    let signatures: Vec<String> = secrets
-        .iter()
-        .map(|secret| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.key())
-                .expect("HMAC accepts keys of any length");
-            mac.update(webhook_id.as_bytes());
-            mac.update(b".");
-            mac.update(timestamp.as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            format!(
-                "v1,{}",
-                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-            )
-        })
-        .collect();
-    Some(signatures.join(" "))
+    // One string for all of them: `v1,<base64 of 32 bytes>` is 47 bytes, plus a space between.
+    let mut header = String::with_capacity(secrets.len() * 48);
+    for secret in secrets {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.key()).expect("HMAC accepts keys of any length");
+        mac.update(webhook_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        if !header.is_empty() {
+            header.push(' ');
+        }
+        header.push_str("v1,");
+        base64::engine::general_purpose::STANDARD
+            .encode_string(mac.finalize().into_bytes(), &mut header);
+    }
+    Some(header)
 }
 
 #[cfg(test)]
