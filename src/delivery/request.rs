@@ -64,8 +64,9 @@ impl std::fmt::Debug for Encodings {
     }
 }
 
-/// The most entries a header map holds (`http`'s limit).
-const MAX_HEADERS: usize = 32_768;
+/// The most entries a header map holds: `http` grows its table to at most 32,768 slots and fills
+/// three quarters of them (`append` panics past that, `try_append` refuses).
+const MAX_HEADERS: usize = 24_576;
 
 /// A header name or value HTTP does not allow (a subscriber's credentials, or an event's
 /// `datacontenttype` with characters a header cannot carry).
@@ -80,13 +81,25 @@ pub struct InvalidHeader(pub String);
 pub fn append(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), InvalidHeader> {
     let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.into()))?;
     let value = HeaderValue::from_str(value).map_err(|_| InvalidHeader(name.into()))?;
-    headers.append(header, value);
-    Ok(())
+    push(headers, header, value)
+}
+
+/// Appends a header, refusing one past [`MAX_HEADERS`] (an event may carry any number of
+/// extension attributes, and binary mode makes each a header).
+fn push(
+    headers: &mut HeaderMap,
+    name: HeaderName,
+    value: HeaderValue,
+) -> Result<(), InvalidHeader> {
+    headers
+        .try_append(&name, value)
+        .map(drop)
+        .map_err(|_| InvalidHeader(format!("{name}: over the {MAX_HEADERS} a request can hold")))
 }
 
 /// A header map with the subscriber's static `extra` headers, and room for `more`.
 fn with_extra(extra: &[(String, String)], more: usize) -> Result<HeaderMap, InvalidHeader> {
-    let mut headers = HeaderMap::with_capacity(extra.len() + more);
+    let mut headers = HeaderMap::with_capacity((extra.len() + more).min(MAX_HEADERS));
     for (name, value) in extra {
         append(&mut headers, name, value)?;
     }
@@ -136,12 +149,18 @@ pub fn encode(
         .get_or_init(|| encode_event(event, mode))
         .as_ref()
         .map_err(Clone::clone)?;
-    let mut message = shared.clone();
-    message.headers.reserve(extra.len() + 4);
-    for (name, value) in extra {
-        append(&mut message.headers, name, value)?;
+    if extra.is_empty() {
+        return Ok(shared.clone());
     }
-    Ok(message)
+    // The subscriber's headers first, as they always came.
+    let mut headers = with_extra(extra, shared.headers.len() + 4)?;
+    for (name, value) in &shared.headers {
+        push(&mut headers, name.clone(), value.clone())?;
+    }
+    Ok(Message {
+        headers,
+        body: shared.body.clone(),
+    })
 }
 
 /// The event's own headers and body in `mode`, with room for the attempt's.
@@ -175,16 +194,12 @@ fn encode_event(event: &Event, mode: Mode) -> Result<Message, InvalidHeader> {
                     Cow::Owned(text) => HeaderValue::try_from(text),
                 }
                 .map_err(|_| InvalidHeader(header.to_string()))?;
-                // An event may carry any number of extensions; a header map holds at most
-                // 32,768 entries, and `append` would panic past that.
-                headers
-                    .try_append(header, value)
-                    .map_err(|_| InvalidHeader(format!("ce-*: more than {MAX_HEADERS}")))?;
+                push(&mut headers, header, value)?;
             }
             if let Some(content_type) = &event.datacontenttype {
                 let value = HeaderValue::from_str(content_type)
                     .map_err(|_| InvalidHeader(headers::CONTENT_TYPE.into()))?;
-                headers.append(http::header::CONTENT_TYPE, value);
+                push(&mut headers, http::header::CONTENT_TYPE, value)?;
             }
             Bytes::copy_from_slice(event.data_bytes())
         }
@@ -235,19 +250,22 @@ pub fn sign_into(
     timestamp: i64,
     body: &[u8],
 ) -> Result<(), InvalidHeader> {
-    headers.append(
+    push(
+        headers,
         HeaderName::from_static(headers::WEBHOOK_ID),
         HeaderValue::from_str(webhook_id).map_err(|_| InvalidHeader(headers::WEBHOOK_ID.into()))?,
-    );
-    headers.append(
+    )?;
+    push(
+        headers,
         HeaderName::from_static(headers::WEBHOOK_TIMESTAMP),
         HeaderValue::from(timestamp),
-    );
+    )?;
     if let Some(signature) = sign(secrets, webhook_id, timestamp, body) {
-        headers.append(
+        push(
+            headers,
             HeaderName::from_static(headers::WEBHOOK_SIGNATURE),
             owned_value(headers::WEBHOOK_SIGNATURE, signature)?,
-        );
+        )?;
     }
     Ok(())
 }
@@ -352,12 +370,26 @@ mod tests {
         .iter()
         .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
         .collect();
-        for index in 0..MAX_HEADERS {
+        // ce-specversion, ce-id, ce-source, ce-type and the extensions: exactly a full map.
+        for index in 0..MAX_HEADERS - 4 {
             attributes.push((format!("x{index}"), AttrValue::Integer(1)));
         }
+        let full = Event::from_attributes(attributes.clone(), None).unwrap();
+        let mut message = encode(&full, Mode::Binary, &[]).unwrap();
+        assert_eq!(message.headers.len(), MAX_HEADERS);
+        // No room for the signature, or for a subscriber's header.
+        let secrets = [Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()];
+        let error = sign_into(&mut message.headers, &secrets, "id", 1, b"").unwrap_err();
+        assert!(
+            error.to_string().contains("webhook-id: over the 24576"),
+            "{error}"
+        );
+        let error = encode(&full, Mode::Binary, &[("x-a".into(), "1".into())]).unwrap_err();
+        assert!(error.to_string().contains("over the 24576"), "{error}");
+        attributes.push(("xonemore".into(), AttrValue::Integer(1)));
         let event = Event::from_attributes(attributes, None).unwrap();
         let error = encode(&event, Mode::Binary, &[]).unwrap_err();
-        assert!(error.to_string().contains("more than 32768"), "{error}");
+        assert!(error.to_string().contains("over the 24576"), "{error}");
         // Structured mode carries them in the body.
         assert!(encode(&event, Mode::Structured, &[]).is_ok());
     }
@@ -394,6 +426,16 @@ mod tests {
             assert_eq!(header(&message, "traceparent"), Some(parent));
             assert_eq!(header(&message, "tracestate"), Some("congo=t61rcWkgMzE"));
         }
+        // A subscriber's own headers come first, before the event's (shared) ones.
+        let own = "00-11111111111111111111111111111111-2222222222222222-01";
+        let message = encode(&event, Mode::Binary, &[("traceparent".into(), own.into())]).unwrap();
+        let values: Vec<&str> = message
+            .headers
+            .get_all("traceparent")
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect();
+        assert_eq!(values, [own, parent]);
         assert_eq!(
             header(
                 &encode(&self::tests::event(), Mode::Binary, &[]).unwrap(),

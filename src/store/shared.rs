@@ -16,7 +16,8 @@ use crate::ids::EventSeq;
 
 /// At most this many bytes of decoded events are kept, counted as each record's length plus
 /// [`ENTRY_OVERHEAD`] (a decoded event is about its record's size, plus its strings' and the
-/// entry's fixed parts).
+/// entry's fixed parts). Not counted: the wire form an attempt keeps in the event once it is
+/// sent (`delivery::request::Encodings`), about the record's size again per mode in use.
 pub const BUDGET_BYTES: usize = 8 << 20;
 /// What an entry costs beyond its record's length, for the budget.
 const ENTRY_OVERHEAD: usize = 512;
