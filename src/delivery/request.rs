@@ -225,10 +225,11 @@ pub fn encode_batch<'a>(
     }
     body.push(b']');
     let mut headers = with_extra(extra, 4)?;
-    headers.append(
+    push(
+        &mut headers,
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(BATCH_MEDIA_TYPE),
-    );
+    )?;
     Ok(Message {
         headers,
         body: Bytes::from(body),
