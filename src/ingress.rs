@@ -155,7 +155,11 @@ async fn store_events(events: Vec<Event>, state: &IngressState) -> Result<Receip
         .collect();
     let outcomes = state
         .store
-        .accept(new_events, store::now_ms())
+        .accept_relayed(
+            new_events,
+            store::now_ms(),
+            Some(store::Relay::this_thread()),
+        )
         .await
         .map_err(|error| match error {
             store::StoreError::Full { .. } => Problem {

@@ -28,6 +28,7 @@ mod committer;
 mod dedupe;
 mod log;
 pub mod records;
+mod relay;
 mod schedule;
 mod shared;
 
@@ -47,6 +48,7 @@ pub use dedupe::dedupe_key;
 use dedupe::DedupeIndex;
 use records::keys;
 pub use records::{AttemptRecord, DeadLetter, Delivered, RetryState, StoredEvent};
+pub use relay::Relay;
 use schedule::Schedule;
 
 /// Errors of the store. Any of them means the operation did not happen (or, for a commit, that
@@ -284,6 +286,20 @@ impl Store {
         events: Vec<NewEvent>,
         now_ms: u64,
     ) -> Result<Vec<Accepted>, StoreError> {
+        self.accept_relayed(events, now_ms, None).await
+    }
+
+    /// [`Store::accept`], answered through `relay` if given: what a request handler on an actix
+    /// worker uses, so one commit wakes its thread once (see [`Relay`]).
+    ///
+    /// # Errors
+    /// The write or the flush failed; nothing was acknowledged.
+    pub async fn accept_relayed(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: u64,
+        relay: Option<Relay>,
+    ) -> Result<Vec<Accepted>, StoreError> {
         if let Some(limit) = self.inner.config.max_size {
             let size = self.inner.size.load(std::sync::atomic::Ordering::Relaxed);
             if size >= limit {
@@ -297,6 +313,7 @@ impl Store {
                 events,
                 now_ms,
                 reply,
+                relay,
             })
             .await
             .map_err(|_| StoreError::Closed)?;

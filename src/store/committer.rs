@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Durability;
 use crate::ids::EventSeq;
@@ -30,6 +30,7 @@ use crate::ids::EventSeq;
 use super::dedupe::{dedupe_key, DedupeIndex};
 use super::log::Log;
 use super::records::{self, encode_event};
+use super::relay::{Answers, Relay, Reply};
 use super::{Accepted, NewEvent, StoreError};
 
 /// Most ingest requests one commit takes before flushing.
@@ -41,7 +42,9 @@ const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
 pub struct Job {
     pub events: Vec<NewEvent>,
     pub now_ms: u64,
-    pub reply: oneshot::Sender<Result<Vec<Accepted>, StoreError>>,
+    pub reply: Reply,
+    /// The requesting thread's relay, which the answer goes through if given.
+    pub relay: Option<Relay>,
 }
 
 pub struct Committer {
@@ -260,6 +263,7 @@ impl Syncer {
         if let Err(error) = &durable {
             tracing::error!(error = %error, "Store commit failed.");
         }
+        let mut answers = Answers::default();
         for commit in commits {
             let failure = commit
                 .error
@@ -271,7 +275,8 @@ impl Syncer {
                 }
                 // Nothing of this commit is acknowledged; later seqs keep counting up.
                 for job in commit.jobs {
-                    let _ = job.reply.send(Err(StoreError::CommitFailed(error.clone())));
+                    let failed = Err(StoreError::CommitFailed(error.clone()));
+                    answers.add(job.relay, job.reply, failed);
                 }
                 continue;
             }
@@ -279,9 +284,10 @@ impl Syncer {
                 self.committed.send_replace(seq);
             }
             for (job, outcome) in commit.jobs.into_iter().zip(commit.outcomes) {
-                let _ = job.reply.send(outcome);
+                answers.add(job.relay, job.reply, outcome);
             }
         }
+        answers.send();
     }
 
     fn make_durable(&mut self) -> Result<(), StoreError> {
