@@ -201,6 +201,7 @@ impl Load {
         let total = (rate * duration.as_secs_f64()) as u64;
         let started = Instant::now();
         let epoch_at_start = now_ns();
+        let stalls = Arc::new(Stalls::new(duration));
         let mut tasks = tokio::task::JoinSet::new();
         let mut index = 0u64;
         while index < total {
@@ -209,12 +210,13 @@ impl Load {
             let now = started.elapsed();
             while index < total && interval * index as u32 <= now {
                 let due = interval * index as u32;
-                let (load, accepted, failed, latency, in_flight) = (
+                let (load, accepted, failed, latency, in_flight, stalls) = (
                     Arc::clone(self),
                     Arc::clone(&accepted),
                     Arc::clone(&failed),
                     Arc::clone(&latency),
                     Arc::clone(&in_flight),
+                    Arc::clone(&stalls),
                 );
                 let id = format!("{}-o-{index}", self.run);
                 let sent_ns = epoch_at_start + due.as_nanos() as u64;
@@ -224,6 +226,7 @@ impl Load {
                         Ok(()) => {
                             accepted.fetch_add(1, Ordering::Relaxed);
                             let took = started.elapsed().saturating_sub(due);
+                            stalls.record(due, took);
                             let _ = latency
                                 .lock()
                                 .unwrap()
@@ -239,6 +242,7 @@ impl Load {
         }
         while tasks.join_next().await.is_some() {}
         let elapsed = started.elapsed();
+        stalls.print(epoch_at_start);
         let ack_latency = latency.lock().unwrap().clone();
         LoadResult {
             accepted: accepted.load(Ordering::SeqCst),
@@ -246,6 +250,54 @@ impl Load {
             first_failure: self.first_failure.lock().unwrap().clone(),
             elapsed,
             ack_latency,
+        }
+    }
+}
+
+/// The slowest answer in each 10 ms window of an open loop, by due time, printed to stderr when
+/// `FANOUT_BENCH_STALLS` is set (windows over that many milliseconds), with the wall-clock time of
+/// each window so that a stall can be matched with a trace of the router (`perf -k CLOCK_REALTIME`).
+struct Stalls {
+    /// Microseconds, per window.
+    slowest: Vec<AtomicU64>,
+}
+
+const STALL_WINDOW: Duration = Duration::from_millis(10);
+const STALLS_ENV: &str = "FANOUT_BENCH_STALLS";
+
+impl Stalls {
+    fn new(duration: Duration) -> Self {
+        let windows = (duration.as_nanos() / STALL_WINDOW.as_nanos()) as usize + 1;
+        Self {
+            slowest: (0..windows).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, due: Duration, took: Duration) {
+        let window = (due.as_nanos() / STALL_WINDOW.as_nanos()) as usize;
+        if let Some(slowest) = self.slowest.get(window) {
+            slowest.fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn print(&self, epoch_at_start: u64) {
+        let Some(over_ms) = std::env::var(STALLS_ENV)
+            .ok()
+            .and_then(|value| value.parse::<u64>().ok())
+        else {
+            return;
+        };
+        for (window, slowest) in self.slowest.iter().enumerate() {
+            let micros = slowest.load(Ordering::Relaxed);
+            if micros > over_ms * 1000 {
+                let at = Duration::from_nanos(epoch_at_start) + STALL_WINDOW * window as u32;
+                eprintln!(
+                    "stall: due at +{} ms (epoch {:.3} s): slowest {:.2} ms",
+                    window as u128 * STALL_WINDOW.as_millis(),
+                    at.as_secs_f64(),
+                    micros as f64 / 1000.0
+                );
+            }
         }
     }
 }
