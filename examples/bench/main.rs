@@ -81,6 +81,8 @@ struct Args {
 const ROUTER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 const PINNED_ENV: &str = "FANOUT_BENCH_PINNED";
+/// How long B2 is loaded before its latency is measured, to open its connections.
+const B2_WARM_UP: Duration = Duration::from_millis(500);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -368,6 +370,11 @@ impl Bench {
     async fn b2_open_p99(&self, rate: f64, size: usize) -> anyhow::Result<f64> {
         let (mut child, url) = self.spawn_b2()?;
         let load = self.load(&url, size);
+        // The router's open loop follows its closed loop on the same client, so its connections
+        // are open; B2's are opened here first, or the open loop's first requests each wait for
+        // a new connection (a 40-100 ms start in some runs, measured with FANOUT_BENCH_STALLS).
+        load.closed_loop(self.args.connections, B2_WARM_UP, None, None)
+            .await;
         let result = load.open_loop(rate, self.args.duration).await;
         let _ = child.kill();
         let _ = child.wait();
