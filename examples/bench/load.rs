@@ -256,7 +256,8 @@ impl Load {
 
 /// The slowest answer in each 10 ms window of an open loop, by due time, printed to stderr when
 /// `FANOUT_BENCH_STALLS` is set (windows over that many milliseconds), with the wall-clock time of
-/// each window so that a stall can be matched with a trace of the router (`perf -k CLOCK_REALTIME`).
+/// each window so that a stall can be matched with a trace of the machine (README, Benchmarks:
+/// perf here takes `-k CLOCK_MONOTONIC`, not `CLOCK_REALTIME`, so the two clocks' offset is needed).
 struct Stalls {
     /// Microseconds, per window.
     slowest: Vec<AtomicU64>,
