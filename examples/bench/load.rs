@@ -201,7 +201,7 @@ impl Load {
         let total = (rate * duration.as_secs_f64()) as u64;
         let started = Instant::now();
         let epoch_at_start = now_ns();
-        let stalls = Arc::new(Stalls::new(duration));
+        let stalls = Stalls::from_env(duration).map(Arc::new);
         let mut tasks = tokio::task::JoinSet::new();
         let mut index = 0u64;
         while index < total {
@@ -216,7 +216,7 @@ impl Load {
                     Arc::clone(&failed),
                     Arc::clone(&latency),
                     Arc::clone(&in_flight),
-                    Arc::clone(&stalls),
+                    stalls.clone(),
                 );
                 let id = format!("{}-o-{index}", self.run);
                 let sent_ns = epoch_at_start + due.as_nanos() as u64;
@@ -226,7 +226,9 @@ impl Load {
                         Ok(()) => {
                             accepted.fetch_add(1, Ordering::Relaxed);
                             let took = started.elapsed().saturating_sub(due);
-                            stalls.record(due, took);
+                            if let Some(stalls) = &stalls {
+                                stalls.record(due, took);
+                            }
                             let _ = latency
                                 .lock()
                                 .unwrap()
@@ -242,7 +244,9 @@ impl Load {
         }
         while tasks.join_next().await.is_some() {}
         let elapsed = started.elapsed();
-        stalls.print(epoch_at_start);
+        if let Some(stalls) = &stalls {
+            stalls.print(epoch_at_start);
+        }
         let ack_latency = latency.lock().unwrap().clone();
         LoadResult {
             accepted: accepted.load(Ordering::SeqCst),
@@ -261,17 +265,22 @@ impl Load {
 struct Stalls {
     /// Microseconds, per window.
     slowest: Vec<AtomicU64>,
+    /// Windows slower than this are printed.
+    over: Duration,
 }
 
 const STALL_WINDOW: Duration = Duration::from_millis(10);
 const STALLS_ENV: &str = "FANOUT_BENCH_STALLS";
 
 impl Stalls {
-    fn new(duration: Duration) -> Self {
+    /// `None` unless `FANOUT_BENCH_STALLS` is set to a number of milliseconds.
+    fn from_env(duration: Duration) -> Option<Self> {
+        let over_ms = std::env::var(STALLS_ENV).ok()?.parse::<u64>().ok()?;
         let windows = (duration.as_nanos() / STALL_WINDOW.as_nanos()) as usize + 1;
-        Self {
+        Some(Self {
             slowest: (0..windows).map(|_| AtomicU64::new(0)).collect(),
-        }
+            over: Duration::from_millis(over_ms),
+        })
     }
 
     fn record(&self, due: Duration, took: Duration) {
@@ -282,15 +291,9 @@ impl Stalls {
     }
 
     fn print(&self, epoch_at_start: u64) {
-        let Some(over_ms) = std::env::var(STALLS_ENV)
-            .ok()
-            .and_then(|value| value.parse::<u64>().ok())
-        else {
-            return;
-        };
         for (window, slowest) in self.slowest.iter().enumerate() {
             let micros = slowest.load(Ordering::Relaxed);
-            if micros > over_ms * 1000 {
+            if micros > self.over.as_micros() as u64 {
                 let at = Duration::from_nanos(epoch_at_start) + STALL_WINDOW * window as u32;
                 eprintln!(
                     "stall: due at +{} ms (epoch {:.3} s): slowest {:.2} ms",

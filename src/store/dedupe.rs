@@ -64,14 +64,12 @@ type Table = HashMap<u64, u64, BuildHasherDefault<KeyHasher>>;
 
 pub struct DedupeIndex {
     shards: Box<[Table]>,
-    len: usize,
 }
 
 impl Default for DedupeIndex {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Table::default()).collect(),
-            len: 0,
         }
     }
 }
@@ -83,9 +81,7 @@ impl DedupeIndex {
     }
 
     pub fn insert(&mut self, key: u64, seq: EventSeq) {
-        if self.shard_mut(key).insert(key, seq.0).is_none() {
-            self.len += 1;
-        }
+        self.shard_mut(key).insert(key, seq.0);
     }
 
     /// Removes the entry of `key` if it still names `seq` (a newer event may have taken it).
@@ -93,12 +89,12 @@ impl DedupeIndex {
         let shard = self.shard_mut(key);
         if shard.get(&key) == Some(&seq.0) {
             shard.remove(&key);
-            self.len -= 1;
         }
     }
 
+    /// Entries held (read for a gauge: it adds up the shards).
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(HashMap::len).sum()
     }
 
     /// The table of `key`: chosen by bits 32 to 39, which a table uses neither for its bucket
