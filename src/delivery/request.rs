@@ -149,10 +149,8 @@ pub fn encode(
         .get_or_init(|| encode_event(event, mode))
         .as_ref()
         .map_err(Clone::clone)?;
-    if extra.is_empty() {
-        return Ok(shared.clone());
-    }
-    // The subscriber's headers first, as they always came.
+    // The subscriber's headers first, as they always came. A new map, not a clone of the shared
+    // one: a clone has no room left, and the attempt's own headers would grow it at once.
     let mut headers = with_extra(extra, shared.headers.len() + 4)?;
     for (name, value) in &shared.headers {
         push(&mut headers, name.clone(), value.clone())?;
