@@ -817,8 +817,8 @@ impl Store {
     /// The groups are plain inserts, not a `sled::Batch`: each group stands on its own (a crash
     /// that keeps only some of them re-delivers the rest, as a cursor not yet written does), and
     /// sled seals its I/O buffer twice for every batch, each a write and a wake-up of all of its
-    /// pool threads. With 16 dispatchers writing every 20 ms, each pool thread woke about 1,100
-    /// times a second, and those threads took about 8 % of the router's CPU.
+    /// pool threads. With 16 dispatchers writing every 20 ms (as they did then), each pool thread
+    /// woke about 1,100 times a second, and those threads took about 8 % of the router's CPU.
     ///
     /// # Errors
     /// A store write failed.

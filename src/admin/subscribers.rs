@@ -214,7 +214,7 @@ pub(super) async fn detail(state: web::Data<AdminState>, name: web::Path<String>
                         "event_id": attempt.event_id,
                         "source": attempt.source,
                         "type": attempt.event_type,
-                        "webhook_id": attempt.webhook_id,
+                        "webhook_id": crate::ids::webhook_id(attempt.seq, control.id),
                         "attempt": attempt.attempt,
                         "status": attempt.status,
                         "latency_ms": attempt.latency_us as f64 / 1000.0,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::SubscriberConfig;
-use crate::ids::SubscriberId;
+use crate::ids::{EventSeq, SubscriberId};
 
 /// Attempts kept for the recent-window statistics.
 const RECENT_ATTEMPTS: usize = 1024;
@@ -109,14 +109,14 @@ pub struct Control {
 }
 
 /// One finished attempt, as the dispatcher reports it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Attempted {
     pub at_ms: u64,
     pub event_id: String,
     pub source: String,
-    #[serde(rename = "type")]
     pub event_type: String,
-    pub webhook_id: String,
+    /// The delivery (its `webhook-id` is formatted when read: most entries never are).
+    pub seq: EventSeq,
     /// 1 for the first attempt.
     pub attempt: u32,
     pub status: Option<u16>,
@@ -352,7 +352,7 @@ mod tests {
             event_id: format!("e-{latency_us}"),
             source: "/test".into(),
             event_type: "t".into(),
-            webhook_id: "msg_1_1".into(),
+            seq: EventSeq(1),
             attempt: 1,
             status: error.is_none().then_some(500),
             latency_us,

@@ -44,7 +44,7 @@ const SCAN_LIMIT: usize = 4096;
 /// How often a moving cursor is written at most. It is not flushed by itself anyway (a crash
 /// may re-deliver what finished since the last flush), and one write per finished attempt cost
 /// a tenth of the delivery path.
-const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(20);
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(50);
 /// Most attempt records a starting dispatcher looks at to learn which events past its cursor
 /// an earlier run attempted (past it, any event is assumed to have been).
 const ATTEMPTED_SCAN_LIMIT: usize = 65_536;
@@ -270,11 +270,21 @@ impl Dispatcher {
     /// Delivers until `shutdown`, then waits up to the grace period for attempts in flight.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut committed = self.context.store.committed();
+        // The waits that outlive one pass of the loop are made once (and the cursor's timer
+        // moved), not made and dropped on every pass: each is a registration and its removal.
+        let stopped = shutdown.cancelled();
+        tokio::pin!(stopped);
+        let control = Arc::clone(&self.context.control);
+        let woken = control.wake.notified();
+        tokio::pin!(woken);
+        let cursor_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(cursor_timer);
+        let mut cursor_timer_at = None;
         loop {
             committed.borrow_and_update();
             let validated = tokio::select! {
                 validated = self.validate() => validated,
-                _ = shutdown.cancelled() => break,
+                () = &mut stopped => break,
             };
             if !validated {
                 // `validate` set the gate to its next try.
@@ -299,6 +309,12 @@ impl Dispatcher {
                 Gate::Until(at_ms) => Some(at_ms),
                 Gate::Probe => None,
             };
+            if self.cursor_due != cursor_timer_at {
+                if let Some(at) = self.cursor_due {
+                    cursor_timer.as_mut().reset(at);
+                }
+                cursor_timer_at = self.cursor_due;
+            }
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     // Every attempt that has finished by now, then one cursor write for all.
@@ -314,11 +330,11 @@ impl Dispatcher {
                         break;
                     }
                 }
-                () = self.context.control.wake.notified() => {}
+                () = &mut woken => woken.set(control.wake.notified()),
                 _ = sleep_until_ms(retry_timer), if retry_timer.is_some() => {}
                 // `fill` at the top of the loop writes the cursor that was held back.
-                () = sleep_until(self.cursor_due), if self.cursor_due.is_some() => {}
-                _ = shutdown.cancelled() => break,
+                () = &mut cursor_timer, if self.cursor_due.is_some() => {}
+                () = &mut stopped => break,
             }
         }
         self.drain().await;
@@ -610,19 +626,19 @@ impl Dispatcher {
                 return;
             }
         };
-        let seqs: Vec<EventSeq> = done.job.members().map(|member| member.seq).collect();
-        let probe = self.probe_seq == Some(seqs[0]);
+        let head = done.job.seq;
+        for member in done.job.members() {
+            self.fresh_in_flight.remove(&member.seq);
+            self.retries_in_flight.remove(&member.seq);
+        }
+        let probe = self.probe_seq == Some(head);
         if probe {
             self.probe_seq = None;
         }
         self.observe(&done.outcome, probe);
         self.adapt(&done);
         if let Err(error) = self.apply(done) {
-            tracing::error!(subscriber = %self.context.control.name, seq = %seqs[0], error = %error, "Cannot record a delivery outcome; it will be attempted again.");
-        }
-        for seq in seqs {
-            self.fresh_in_flight.remove(&seq);
-            self.retries_in_flight.remove(&seq);
+            tracing::error!(subscriber = %self.context.control.name, seq = %head, error = %error, "Cannot record a delivery outcome; it will be attempted again.");
         }
     }
 
@@ -756,7 +772,7 @@ impl Dispatcher {
             event_id: job.event.id.clone(),
             source: job.event.source.clone(),
             event_type: job.event.ty.clone(),
-            webhook_id: webhook_id(job.seq, context.id),
+            seq: job.seq,
             attempt: attempts,
             status: attempt.status,
             latency_us: attempt.latency_us,
@@ -927,13 +943,6 @@ impl Dispatcher {
                 tracing::error!(subscriber = %self.context.control.name, error = %error, "Cannot save the dispatcher cursor.");
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

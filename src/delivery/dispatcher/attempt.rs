@@ -45,9 +45,9 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
     let credentials = match (&sender, &config.auth) {
         (Err(error), _) => Err(error.clone()),
         (Ok(_), None) => Ok(crate::delivery::auth::Credentials::default()),
-        (Ok(sender), Some(auth)) => context
-            .auth
-            .credentials(auth, sender)
+        // Boxed: a token fetch is a whole request, and inline it would make every attempt's
+        // task (moved into place at each spawn) several times larger.
+        (Ok(sender), Some(auth)) => Box::pin(context.auth.credentials(auth, sender))
             .await
             .map_err(|error| format!("no credentials for the endpoint: {error}")),
     };
@@ -110,7 +110,7 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
     // A refused OAuth 2.0 token may have been revoked: fetch a new one for the retry.
     let outcome = match (&config.auth, outcome) {
         (Some(crate::config::ReceiverAuth::OAuth2 { .. }), Outcome::Permanent { status: 401 }) => {
-            context.auth.invalidate().await;
+            Box::pin(context.auth.invalidate()).await;
             Outcome::Retryable {
                 status: Some(401),
                 error: Some(
