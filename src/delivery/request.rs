@@ -38,8 +38,9 @@ pub struct Message {
 }
 
 /// An event's CloudEvents headers and body in each mode, built once (the first time one of its
-/// subscribers is sent it) and then cloned for the others: a header map's clone shares its
-/// values, a body's its bytes. Kept in the [`Event`], whose clone starts without them.
+/// subscribers is sent it) and then copied into each subscriber's request: a header value's
+/// clone shares its bytes, as a body's does. Kept in the [`Event`], whose clone starts without
+/// them.
 #[derive(Default)]
 pub struct Encodings {
     binary: OnceLock<Result<Message, InvalidHeader>>,
