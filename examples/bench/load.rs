@@ -188,6 +188,30 @@ impl Load {
         }
     }
 
+    /// Opens `count` connections at once (one request each, all sent together), so that the
+    /// open loop that follows has its whole set ready, as wrk2 opens its connections before it
+    /// starts the clock. Without them, a stall queues requests that the catch-up then sends on
+    /// new connections, and the server accepts and sets up each one while it is behind.
+    /// Returns the events accepted.
+    pub async fn open_connections(self: &Arc<Self>, count: usize) -> anyhow::Result<u64> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..count {
+            let load = Arc::clone(self);
+            tasks.spawn(async move {
+                let id = format!("{}-c-{index}", load.run);
+                load.send(&id, now_ns()).await
+            });
+        }
+        let mut accepted = 0;
+        while let Some(sent) = tasks.join_next().await {
+            match sent? {
+                Ok(()) => accepted += self.batch.max(1) as u64,
+                Err(why) => anyhow::bail!("opening the open loop's connections: {why}"),
+            }
+        }
+        Ok(accepted)
+    }
+
     /// A fixed arrival rate for `duration`; latency counts from each request's due time. At most
     /// [`OPEN_LOOP_CONNECTIONS`] requests are in flight (as wrk2 holds a fixed set of
     /// connections), so a stall of the router queues requests here, each still timed from when

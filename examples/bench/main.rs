@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use load::Load;
+use load::{Load, OPEN_LOOP_CONNECTIONS};
 use receiver::Receiver;
 use report::{Report, Stat};
 use router::{Router, Sub};
@@ -375,6 +375,7 @@ impl Bench {
         // a new connection (a 40-100 ms start in some runs, measured with FANOUT_BENCH_STALLS).
         load.closed_loop(self.args.connections, B2_WARM_UP, None, None)
             .await;
+        load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
         let result = load.open_loop(rate, self.args.duration).await;
         let _ = child.kill();
         let _ = child.wait();
@@ -462,6 +463,7 @@ impl Bench {
                     .await;
                 rates.push(closed.rate());
                 p99_full.push(closed.ack_ms(0.99));
+                let warm = load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
                 let open = load
                     .open_loop(closed.rate() * 0.5, self.args.duration)
                     .await;
@@ -479,7 +481,7 @@ impl Bench {
                 }
                 // Delivery alone: release the subscribers and time the drain of what was
                 // accepted, with no ingest beside it (what B3 measures).
-                let expected = (closed.accepted + open.accepted) * fanout as u64;
+                let expected = (closed.accepted + warm + open.accepted) * fanout as u64;
                 let (rate, cpu) = self.drain(router.pid(), expected).await;
                 drain_rates.push(rate);
                 drain_cpus.push(cpu);
