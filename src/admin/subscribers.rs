@@ -211,9 +211,9 @@ pub(super) async fn detail(state: web::Data<AdminState>, name: web::Path<String>
                 .map(|attempt| {
                     serde_json::json!({
                         "at": time(attempt.at_ms),
-                        "event_id": attempt.event_id,
-                        "source": attempt.source,
-                        "type": attempt.event_type,
+                        "event_id": attempt.event.id,
+                        "source": attempt.event.source,
+                        "type": attempt.event.event_type,
                         "webhook_id": crate::ids::webhook_id(attempt.seq, control.id),
                         "attempt": attempt.attempt,
                         "status": attempt.status,

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::SubscriberConfig;
+use crate::delivery::request::EventIdentity;
 use crate::ids::{EventSeq, SubscriberId};
 
 /// Attempts kept for the recent-window statistics.
@@ -112,9 +113,8 @@ pub struct Control {
 #[derive(Clone, Debug)]
 pub struct Attempted {
     pub at_ms: u64,
-    pub event_id: String,
-    pub source: String,
-    pub event_type: String,
+    /// The event's id, source and type (shared by all the attempts at it).
+    pub event: Arc<EventIdentity>,
     /// The delivery (its `webhook-id` is formatted when read: most entries never are).
     pub seq: EventSeq,
     /// 1 for the first attempt.
@@ -349,9 +349,11 @@ mod tests {
         assert_eq!(control.state(), "active");
         let attempt = |at_ms: u64, latency_us: u64, ok: bool, error: Option<&str>| Attempted {
             at_ms,
-            event_id: format!("e-{latency_us}"),
-            source: "/test".into(),
-            event_type: "t".into(),
+            event: Arc::new(EventIdentity {
+                id: format!("e-{latency_us}"),
+                source: "/test".into(),
+                event_type: "t".into(),
+            }),
             seq: EventSeq(1),
             attempt: 1,
             status: error.is_none().then_some(500),
@@ -379,6 +381,6 @@ mod tests {
         let log = control.attempt_log();
         assert_eq!(log.len(), ATTEMPT_LOG, "the log is bounded");
         assert_eq!(log[0].error.as_deref(), Some("refused"), "newest first");
-        assert_eq!(log[1].event_id, "e-100000");
+        assert_eq!(log[1].event.id, "e-100000");
     }
 }

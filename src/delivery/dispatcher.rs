@@ -769,9 +769,7 @@ impl Dispatcher {
         }
         control.attempted(Attempted {
             at_ms: attempt.at_ms,
-            event_id: job.event.id.clone(),
-            source: job.event.source.clone(),
-            event_type: job.event.ty.clone(),
+            event: super::request::identity(&job.event),
             seq: job.seq,
             attempt: attempts,
             status: attempt.status,
