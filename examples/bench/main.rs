@@ -81,7 +81,7 @@ struct Args {
 const ROUTER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 const PINNED_ENV: &str = "FANOUT_BENCH_PINNED";
-/// How long B2 is loaded before its latency is measured, to open its connections.
+/// How long B2 is loaded before its latency is measured, as the router is by its closed loop.
 const B2_WARM_UP: Duration = Duration::from_millis(500);
 
 fn main() -> anyhow::Result<()> {
@@ -370,9 +370,10 @@ impl Bench {
     async fn b2_open_p99(&self, rate: f64, size: usize) -> anyhow::Result<f64> {
         let (mut child, url) = self.spawn_b2()?;
         let load = self.load(&url, size);
-        // The router's open loop follows its closed loop on the same client, so its connections
-        // are open; B2's are opened here first, or the open loop's first requests each wait for
-        // a new connection (a 40-100 ms start in some runs, measured with FANOUT_BENCH_STALLS).
+        // The router's open loop follows its closed loop; B2's follows a short one too (without
+        // it, B2's open loop had started with a 40-100 ms stall in some runs, measured with
+        // FANOUT_BENCH_STALLS). Then, as for the router, the open loop's whole set of
+        // connections is opened before its clock starts.
         load.closed_loop(self.args.connections, B2_WARM_UP, None, None)
             .await;
         load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
