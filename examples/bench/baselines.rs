@@ -79,7 +79,8 @@ pub fn serve_b2() -> std::io::Result<()> {
 }
 
 /// B3's client: run in a child process pinned to the router's CPU; posts `size` bytes with
-/// fanout's own `Sender` from `connections` tasks for `seconds`, prints the requests per second.
+/// fanout's own `Sender` from `connections` tasks for `seconds`, prints the requests per second
+/// and the process's CPU time per request in µs.
 pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -96,6 +97,7 @@ pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
         let body = bytes::Bytes::from(vec![b'x'; size]);
         let duration = Duration::from_secs_f64(seconds);
         let started = Instant::now();
+        let cpu_at_start = crate::router::cpu_of(std::process::id()).unwrap_or_default();
         let mut tasks = Vec::new();
         for worker in 0..connections {
             let (sender, url, body) = (sender.clone(), url.clone(), body.clone());
@@ -123,6 +125,10 @@ pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
         for task in tasks {
             total += task.await.unwrap();
         }
-        println!("{}", total as f64 / started.elapsed().as_secs_f64());
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        let cpu = crate::router::cpu_of(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(cpu_at_start);
+        println!("{rate} {}", cpu.as_secs_f64() * 1e6 / total.max(1) as f64);
     });
 }

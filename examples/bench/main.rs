@@ -28,6 +28,12 @@ use receiver::Receiver;
 use report::{Report, Stat};
 use router::{Router, Sub};
 
+/// The router's allocator (`src/main.rs`), so that B2 and B3, which run in this binary, are the
+/// ceilings of the same code the router runs: with glibc's malloc B3 made about 6 % fewer
+/// requests per second (2026-12-06, three alternating rounds).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Clone)]
 #[command(about = "fanout benchmark")]
 struct Args {
@@ -152,6 +158,24 @@ fn build_router() -> anyhow::Result<()> {
         bail!("building the fanout binary failed");
     }
     Ok(())
+}
+
+/// One B3 measurement: requests/s and its process's CPU time per request.
+#[derive(Clone, Copy, Debug)]
+struct B3 {
+    rate: f64,
+    cpu_us: f64,
+}
+
+impl B3 {
+    /// The mean of the B3s just before and just after a run: a drift of the machine's speed
+    /// during the run (this VM's drifts within minutes) cancels out as far as it is steady.
+    fn mean(before: B3, after: B3) -> B3 {
+        B3 {
+            rate: (before.rate + after.rate) / 2.0,
+            cpu_us: (before.cpu_us + after.cpu_us) / 2.0,
+        }
+    }
 }
 
 struct Bench {
@@ -308,7 +332,7 @@ impl Bench {
             b0.push(baselines::b0_fdatasync(dir.path(), short));
             b1.push(baselines::b1_sled(dir.path(), self.args.size, short));
             b2.push(self.b2().await?);
-            b3.push(self.b3()?);
+            b3.push(self.b3(self.args.size)?.rate);
         }
         let b = &mut self.report;
         b.baseline("B0", "1 KiB write + fdatasync, per second", Stat::of(&b0));
@@ -383,9 +407,11 @@ impl Bench {
         Ok(result.ack_ms(0.99))
     }
 
-    fn b3(&self) -> anyhow::Result<f64> {
+    /// B3 with `size`-byte bodies, in a child process pinned like the router: requests/s and
+    /// that process's CPU time per request.
+    fn b3(&self, size: usize) -> anyhow::Result<B3> {
         let exe = std::env::current_exe()?;
-        let url = format!("{}/ok/0", self.receiver.base);
+        let url = format!("{}/b3/0", self.receiver.base);
         let seconds = self.args.duration.as_secs_f64().min(3.0).to_string();
         let mut command = match self.cpu {
             Some(cpu) => {
@@ -404,7 +430,7 @@ impl Bench {
                 "--connections",
                 "64",
                 "--size",
-                &self.args.size.to_string(),
+                &size.to_string(),
             ])
             .env(PINNED_ENV, "1")
             .output()?;
@@ -412,9 +438,19 @@ impl Bench {
             bail!("B3 failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        text.trim()
-            .parse::<f64>()
-            .with_context(|| format!("B3 output {text:?}"))
+        let parse = || -> Option<B3> {
+            let (rate, cpu_us) = text.trim().split_once(' ')?;
+            Some(B3 {
+                rate: rate.parse().ok()?,
+                cpu_us: cpu_us.parse().ok()?,
+            })
+        };
+        let b3 = parse().with_context(|| format!("B3 output {text:?}"))?;
+        println!(
+            "   B3 ({size} B): {:.0} requests/s, {:.1} µs of CPU time each",
+            b3.rate, b3.cpu_us
+        );
+        Ok(b3)
     }
 
     /// Scenario 1: durable ingest throughput and ack latency, by fan-out and event size.
@@ -445,8 +481,7 @@ impl Bench {
             println!("== ingest: fan-out {fanout}, {size} B");
             let (mut rates, mut p99_full, mut p99_half, mut b2_p99) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut drain_rates, mut drain_cpus, mut connections) =
-                (Vec::new(), Vec::new(), Vec::new());
+            let (mut drain, mut connections) = (report::Runs::default(), Vec::new());
             for run in 0..self.args.runs {
                 self.receiver.reset();
                 self.receiver.stall();
@@ -483,9 +518,8 @@ impl Bench {
                 // Delivery alone: release the subscribers and time the drain of what was
                 // accepted, with no ingest beside it (what B3 measures).
                 let expected = (closed.accepted + warm + open.accepted) * fanout as u64;
+                let before = self.b3(size)?;
                 let (rate, cpu) = self.drain(router.pid(), expected).await;
-                drain_rates.push(rate);
-                drain_cpus.push(cpu);
                 connections.push(self.receiver.connections() as f64);
                 if run + 1 == self.args.runs {
                     // Correctness on the last run: everything arrives.
@@ -493,14 +527,11 @@ impl Bench {
                         .await?;
                 }
                 router.stop();
+                let b3 = B3::mean(before, self.b3(size)?);
+                drain.push(rate, cpu, b3.rate, b3.cpu_us);
             }
-            self.report.drain(
-                fanout,
-                size,
-                Stat::of(&drain_rates),
-                Stat::of(&drain_cpus),
-                Stat::of(&connections),
-            );
+            self.report
+                .drain(fanout, size, &drain, Stat::of(&connections));
             self.report.ingest(
                 fanout,
                 size,
@@ -550,10 +581,17 @@ impl Bench {
         }
         for (fanout, batch) in cases {
             println!("== end-to-end: fan-out {fanout}, {batch} event(s) per request");
-            let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+            let mut runs_of = report::Runs::default();
             let runs = if report { self.args.runs } else { 1 };
             for _ in 0..runs {
                 self.receiver.reset();
+                // The B3s this run is compared with, just before and just after it (not needed
+                // unreported).
+                let before = if report {
+                    Some(self.b3(self.args.size)?)
+                } else {
+                    None
+                };
                 // 64 attempts in flight in all at fan-out 1 (as B3 has); with more subscribers,
                 // each keeps fanout's default of 16.
                 let concurrency = if fanout == 1 { 64 } else { 16 };
@@ -587,18 +625,19 @@ impl Bench {
                     load.closed_loop(connections, window, None, Some(lag)),
                     measure
                 );
-                rates.push(rate);
-                cpus.push(cpu);
                 self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
                     .await?;
                 router.stop();
+                if let Some(before) = before {
+                    let b3 = B3::mean(before, self.b3(self.args.size)?);
+                    runs_of.push(rate, cpu, b3.rate, b3.cpu_us);
+                }
             }
-            let (stat, cpu) = (Stat::of(&rates), Stat::of(&cpus));
             if fanout == 1 && batch == 1 {
-                max_fanout1 = stat.median;
+                max_fanout1 = runs_of.rate().median;
             }
             if report {
-                self.report.deliveries(fanout, batch, stat, cpu);
+                self.report.deliveries(fanout, batch, &runs_of);
             }
         }
         // The latency runs are set by the fan-out-1 maximum (not measured: no latency runs).

@@ -3,7 +3,9 @@
 //! extension (nanoseconds since the Unix epoch, set by the load generator).
 //!
 //! Paths say how to answer: `/ok/N` 200 at once, `/slow/N` after 2 s, `/fail/N` 500, `/hang/N`
-//! never, `/stall/N` never until [`Receiver::release`], then 200.
+//! never, `/stall/N` never until [`Receiver::release`], then 200. `/b3/N` is B3's: answered as
+//! `/ok/N` is, with the same work, and counted apart so that a B3 measured between a router's
+//! runs leaves their counts alone.
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -26,6 +28,9 @@ pub struct State {
     pub delivered: Mutex<HashSet<String>>,
     /// Every successful request, duplicates included.
     pub requests: AtomicU64,
+    /// B3's `delivered` and `requests`.
+    b3_delivered: Mutex<HashSet<String>>,
+    b3_requests: AtomicU64,
     pub bad_signatures: AtomicU64,
     /// Successful requests to `/ok` paths (the healthy subscribers of the isolation scenario).
     pub ok_requests: AtomicU64,
@@ -49,6 +54,8 @@ impl Receiver {
             key,
             delivered: Mutex::new(HashSet::new()),
             requests: AtomicU64::new(0),
+            b3_delivered: Mutex::new(HashSet::new()),
+            b3_requests: AtomicU64::new(0),
             bad_signatures: AtomicU64::new(0),
             ok_requests: AtomicU64::new(0),
             first_delivery_ns: AtomicU64::new(0),
@@ -79,6 +86,8 @@ impl Receiver {
     pub fn reset(&self) {
         self.state.delivered.lock().unwrap().clear();
         self.state.requests.store(0, Ordering::SeqCst);
+        self.state.b3_delivered.lock().unwrap().clear();
+        self.state.b3_requests.store(0, Ordering::SeqCst);
         self.state.first_delivery_ns.store(0, Ordering::SeqCst);
         self.state.ok_requests.store(0, Ordering::SeqCst);
         self.state.latency.lock().unwrap().reset();
@@ -205,6 +214,11 @@ async fn receive(
                 .unwrap()
                 .record(now.saturating_sub(sent).max(1_000));
         }
+    }
+    if kind == "b3" {
+        state.b3_requests.fetch_add(1, Ordering::Relaxed);
+        state.b3_delivered.lock().unwrap().insert(webhook_id);
+        return HttpResponse::Ok().finish();
     }
     if kind == "ok" {
         state.ok_requests.fetch_add(1, Ordering::Relaxed);
