@@ -28,6 +28,10 @@ use receiver::Receiver;
 use report::{Report, Stat};
 use router::{Router, Sub};
 
+/// The longest the load generator waits for one answer (a stalled router answers in well under
+/// a second; the backlog scenario's ingest included).
+const LOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The router's allocator (`src/main.rs`), so that B2 and B3, which run in this binary, are the
 /// ceilings of the same code the router runs: with glibc's malloc B3 made about 6 % fewer
 /// requests per second (2026-12-06, three alternating rounds).
@@ -189,9 +193,12 @@ struct Bench {
 
 async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A request never waits longer than LOAD_REQUEST_TIMEOUT: a run that cannot go on fails with
+    // the first failure's reason instead of waiting for ever.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
+        .timeout(LOAD_REQUEST_TIMEOUT)
         .build()?;
     let all = args.all || args.scenarios.is_empty();
     let wants = |name: &str| all || args.scenarios.iter().any(|scenario| scenario == name);
