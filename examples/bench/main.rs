@@ -25,7 +25,7 @@ use clap::Parser;
 
 use load::{Load, OPEN_LOOP_CONNECTIONS};
 use receiver::Receiver;
-use report::{Report, Stat};
+use report::{Report, Stat, B3};
 use router::{Router, Sub};
 
 /// The longest the load generator waits for one answer (a stalled router answers in well under
@@ -162,24 +162,6 @@ fn build_router() -> anyhow::Result<()> {
         bail!("building the fanout binary failed");
     }
     Ok(())
-}
-
-/// One B3 measurement: requests/s and its process's CPU time per request.
-#[derive(Clone, Copy, Debug)]
-struct B3 {
-    rate: f64,
-    cpu_us: f64,
-}
-
-impl B3 {
-    /// The mean of the B3s just before and just after a run: a drift of the machine's speed
-    /// during the run (this VM's drifts within minutes) cancels out as far as it is steady.
-    fn mean(before: B3, after: B3) -> B3 {
-        B3 {
-            rate: (before.rate + after.rate) / 2.0,
-            cpu_us: (before.cpu_us + after.cpu_us) / 2.0,
-        }
-    }
 }
 
 struct Bench {
@@ -534,8 +516,7 @@ impl Bench {
                         .await?;
                 }
                 router.stop();
-                let b3 = B3::mean(before, self.b3(size)?);
-                drain.push(rate, cpu, b3.rate, b3.cpu_us);
+                drain.push(rate, cpu, Some(B3::mean(before, self.b3(size)?)));
             }
             self.report
                 .drain(fanout, size, &drain, Stat::of(&connections));
@@ -635,10 +616,11 @@ impl Bench {
                 self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
                     .await?;
                 router.stop();
-                if let Some(before) = before {
-                    let b3 = B3::mean(before, self.b3(self.args.size)?);
-                    runs_of.push(rate, cpu, b3.rate, b3.cpu_us);
-                }
+                let b3 = match before {
+                    Some(before) => Some(B3::mean(before, self.b3(self.args.size)?)),
+                    None => None,
+                };
+                runs_of.push(rate, cpu, b3);
             }
             if fanout == 1 && batch == 1 {
                 max_fanout1 = runs_of.rate().median;

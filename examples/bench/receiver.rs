@@ -28,7 +28,8 @@ pub struct State {
     pub delivered: Mutex<HashSet<String>>,
     /// Every successful request, duplicates included.
     pub requests: AtomicU64,
-    /// B3's `delivered` and `requests`.
+    /// B3's `delivered` and `requests`: never read, kept so that a B3 request costs the receiver
+    /// what a delivery does.
     b3_delivered: Mutex<HashSet<String>>,
     b3_requests: AtomicU64,
     pub bad_signatures: AtomicU64,

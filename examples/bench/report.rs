@@ -49,6 +49,24 @@ impl Stat {
     }
 }
 
+/// One B3 measurement: requests/s and its process's CPU time per request.
+#[derive(Clone, Copy, Debug)]
+pub struct B3 {
+    pub rate: f64,
+    pub cpu_us: f64,
+}
+
+impl B3 {
+    /// The mean of the B3s just before and just after a run: a drift of the machine's speed
+    /// during the run (this VM's drifts within minutes) cancels out as far as it is steady.
+    pub fn mean(before: B3, after: B3) -> B3 {
+        B3 {
+            rate: (before.rate + after.rate) / 2.0,
+            cpu_us: (before.cpu_us + after.cpu_us) / 2.0,
+        }
+    }
+}
+
 /// The runs of a deliveries figure, each with the mean of the B3s measured just before and just
 /// after it (same body size, same CPU split): the machine's speed drifts within minutes, so a run
 /// is compared with the B3s nearest to it in time, not with the baselines measured at the start.
@@ -62,16 +80,18 @@ pub struct Runs {
 }
 
 impl Runs {
-    /// One run: deliveries/s and router CPU µs per delivery, then its B3's requests/s and CPU µs
-    /// per request.
-    pub fn push(&mut self, rate: f64, cpu_us: f64, b3_rate: f64, b3_cpu_us: f64) {
+    /// One run: deliveries/s and router CPU µs per delivery, and its B3 (none where the figure
+    /// is not reported, only its rate used).
+    pub fn push(&mut self, rate: f64, cpu_us: f64, b3: Option<B3>) {
         self.rates.push(rate);
         self.cpus.push(cpu_us);
-        self.b3.push(b3_rate);
-        self.of_b3
-            .push(100.0 * rate / b3_rate.max(f64::MIN_POSITIVE));
-        self.of_b3_cpu
-            .push(100.0 * b3_cpu_us / cpu_us.max(f64::MIN_POSITIVE));
+        if let Some(b3) = b3 {
+            self.b3.push(b3.rate);
+            self.of_b3
+                .push(100.0 * rate / b3.rate.max(f64::MIN_POSITIVE));
+            self.of_b3_cpu
+                .push(100.0 * b3.cpu_us / cpu_us.max(f64::MIN_POSITIVE));
+        }
     }
 
     pub fn rate(&self) -> Stat {
