@@ -120,13 +120,7 @@ fn main() -> anyhow::Result<()> {
             build_router()?;
         }
         let exe = std::env::current_exe()?.with_file_name("bench");
-        let mut command = if cpus >= 2 {
-            let mut command = std::process::Command::new("taskset");
-            command.args(["-c", &LOAD_CPU.to_string()]).arg(&exe);
-            command
-        } else {
-            std::process::Command::new(&exe)
-        };
+        let mut command = router::pinned(&exe, (cpus >= 2).then_some(LOAD_CPU));
         let status = command
             .args(std::env::args_os().skip(1))
             .env(PINNED_ENV, cpus.to_string())
@@ -342,14 +336,7 @@ impl Bench {
     /// B2's child process (pinned like the router) and the URL it serves.
     fn spawn_b2(&self) -> anyhow::Result<(std::process::Child, String)> {
         let exe = std::env::current_exe()?;
-        let mut command = match self.cpu {
-            Some(cpu) => {
-                let mut command = std::process::Command::new("taskset");
-                command.args(["-c", &cpu.to_string()]).arg(exe);
-                command
-            }
-            None => std::process::Command::new(exe),
-        };
+        let mut command = router::pinned(&exe, self.cpu);
         let mut child = command
             .arg("--serve-b2")
             .stdout(std::process::Stdio::piped())
@@ -402,14 +389,7 @@ impl Bench {
         let exe = std::env::current_exe()?;
         let url = format!("{}/b3/0", self.receiver.base);
         let seconds = self.args.duration.as_secs_f64().min(3.0).to_string();
-        let mut command = match self.cpu {
-            Some(cpu) => {
-                let mut command = std::process::Command::new("taskset");
-                command.args(["-c", &cpu.to_string()]).arg(exe);
-                command
-            }
-            None => std::process::Command::new(exe),
-        };
+        let mut command = router::pinned(&exe, self.cpu);
         let output = command
             .args([
                 "--b3",

@@ -70,17 +70,22 @@ pub fn write_config_with(
     path
 }
 
+/// A command that runs `program` pinned to `cpu` with `taskset`, or unpinned.
+pub fn pinned(program: &Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &cpu.to_string()]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 impl Router {
     pub fn start(config: &Path, data: &Path, cpu: Option<usize>) -> Router {
         let binary = fanout_binary();
-        let mut command = match cpu {
-            Some(cpu) => {
-                let mut command = Command::new("taskset");
-                command.args(["-c", &cpu.to_string()]).arg(&binary);
-                command
-            }
-            None => Command::new(&binary),
-        };
+        let mut command = pinned(&binary, cpu);
         let started = Instant::now();
         let mut child = command
             .args([
