@@ -28,7 +28,22 @@ impl fmt::Display for EventSeq {
 /// It is derived from the event's log position and the subscriber id, so it is the same on
 /// every retry and after a restart, and subscribers can deduplicate on it.
 pub fn webhook_id(seq: EventSeq, subscriber: SubscriberId) -> String {
-    format!("msg_{:x}_{:x}", seq.0, subscriber.0)
+    // Written digit by digit: made for every attempt, and `format!` costs several times more.
+    let mut id = String::with_capacity(4 + 16 + 1 + 8);
+    id.push_str("msg_");
+    push_hex(&mut id, seq.0);
+    id.push('_');
+    push_hex(&mut id, u64::from(subscriber.0));
+    id
+}
+
+/// Appends `value` in lowercase hex without leading zeros (as `{:x}` does).
+fn push_hex(out: &mut String, value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - value.leading_zeros()).div_ceil(4).max(1);
+    for index in (0..digits).rev() {
+        out.push(char::from(DIGITS[((value >> (index * 4)) & 0xf) as usize]));
+    }
 }
 
 /// The delivery a `webhook-id` names, if it is one of ours.
@@ -53,6 +68,16 @@ mod tests {
         );
         assert_eq!(parse_webhook_id("msg_zz_1"), None);
         assert_eq!(parse_webhook_id("evt_1_1"), None);
+    }
+
+    #[test]
+    fn webhook_id_is_hex_as_format_writes_it() {
+        for (seq, subscriber) in [(0, 0), (1, 15), (16, 16), (0xabc, 7), (u64::MAX, u32::MAX)] {
+            assert_eq!(
+                webhook_id(EventSeq(seq), SubscriberId(subscriber)),
+                format!("msg_{seq:x}_{subscriber:x}")
+            );
+        }
     }
 
     #[test]

@@ -139,8 +139,26 @@ struct Done {
     attempt: AttemptRecord,
 }
 
-/// The deliveries an attempt task carried (seq and retry state), given back if it panics.
-type Carried = Vec<(EventSeq, Option<RetryState>)>;
+/// The deliveries an attempt task carried (seq and retry state), given back if it panics. The
+/// head apart from the rest, as in [`Job`], so that a single delivery's (the usual case) costs no
+/// allocation.
+struct Carried {
+    head: (EventSeq, Option<RetryState>),
+    rest: Vec<(EventSeq, Option<RetryState>)>,
+}
+
+impl Carried {
+    fn of(job: &Job) -> Carried {
+        Carried {
+            head: (job.seq, job.retry.clone()),
+            rest: job
+                .rest
+                .iter()
+                .map(|member| (member.seq, member.retry.clone()))
+                .collect(),
+        }
+    }
+}
 
 /// Whether two retries are due on the same schedule (members of one failed batch).
 fn same_schedule(a: Option<&RetryState>, b: Option<&RetryState>) -> bool {
@@ -281,8 +299,14 @@ impl Dispatcher {
         tokio::pin!(cursor_timer);
         let mut cursor_timer_at = None;
         loop {
+            // Checked here as well as waited on below: the waits are polled in order, and a
+            // dispatcher whose attempts keep finishing would not reach the shutdown's.
+            if shutdown.is_cancelled() {
+                break;
+            }
             committed.borrow_and_update();
             let validated = tokio::select! {
+                biased;
                 validated = self.validate() => validated,
                 () = &mut stopped => break,
             };
@@ -315,7 +339,11 @@ impl Dispatcher {
                 }
                 cursor_timer_at = self.cursor_due;
             }
+            // In order, not in random order: a finished attempt (what a busy dispatcher wakes
+            // for) is taken without polling the other waits first, and no random draw is made.
+            // Every pass reads the log and the policy anyway, so none of them is missed.
             tokio::select! {
+                biased;
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     // Every attempt that has finished by now, then one cursor write for all.
                     self.finish(done);
@@ -567,10 +595,7 @@ impl Dispatcher {
             self.probe_seq = Some(job.seq);
         }
         let context = Arc::clone(&self.context);
-        let members: Carried = job
-            .members()
-            .map(|member| (member.seq, member.retry.clone()))
-            .collect();
+        let members = Carried::of(&job);
         self.tasks.spawn(async move {
             std::panic::AssertUnwindSafe(attempt::attempt(context, job))
                 .catch_unwind()
@@ -688,8 +713,8 @@ impl Dispatcher {
     fn panicked(&mut self, members: Carried) {
         let context = Arc::clone(&self.context);
         let name = &context.control.name;
-        tracing::error!(subscriber = %name, seq = %members[0].0, "Delivery attempt panicked; the delivery is rescheduled.");
-        let probe = self.probe_seq == Some(members[0].0);
+        tracing::error!(subscriber = %name, seq = %members.head.0, "Delivery attempt panicked; the delivery is rescheduled.");
+        let probe = self.probe_seq == Some(members.head.0);
         if probe {
             self.probe_seq = None;
         }
@@ -701,7 +726,7 @@ impl Dispatcher {
         self.observe(&failed, probe);
         let now_ms = store::now_ms();
         let retry = context.control.config().retry.initial_interval;
-        for (seq, previous) in members {
+        for (seq, previous) in std::iter::once(members.head).chain(members.rest) {
             let state = RetryState {
                 attempts: previous.as_ref().map_or(0, |state| state.attempts) + 1,
                 first_attempt_ms: previous
@@ -728,7 +753,12 @@ impl Dispatcher {
             outcome,
             attempt,
         } = done;
-        let random = rand::random::<f64>();
+        // The draw only spreads retries (jitter): a success needs none.
+        let random = if matches!(outcome, Outcome::Success { .. }) {
+            0.0
+        } else {
+            rand::random::<f64>()
+        };
         let now_ms = store::now_ms();
         let rest = std::mem::take(&mut job.rest);
         let mut result = self.apply_one(job, &outcome, &attempt, (now_ms, random));

@@ -24,12 +24,13 @@ pub enum Outcome {
     Gone,
 }
 
-/// Classifies an HTTP response.
+/// Classifies an HTTP response. `now` is read only to resolve a `Retry-After` date, so a success
+/// costs no clock read.
 pub fn classify(
     status: u16,
     retry_after: Option<&str>,
     retry_on: &RetryOn,
-    now: SystemTime,
+    now: impl FnOnce() -> SystemTime,
 ) -> Outcome {
     match status {
         200..=299 => Outcome::Success { status },
@@ -37,7 +38,7 @@ pub fn classify(
         _ if retry_on.contains(status) => Outcome::Retryable {
             status: Some(status),
             error: None,
-            retry_after: retry_after.and_then(|value| parse_retry_after(value, now)),
+            retry_after: retry_after.and_then(|value| parse_retry_after(value, now())),
         },
         _ => Outcome::Permanent { status },
     }
@@ -67,7 +68,7 @@ mod tests {
     #[track_caller]
     fn check(status: u16, retry_after: Option<&str>, expected: Outcome) {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(classify(status, retry_after, &retry_on(), now), expected);
+        assert_eq!(classify(status, retry_after, &retry_on(), || now), expected);
     }
 
     fn retry(status: u16, after: Option<u64>) -> Outcome {

@@ -74,7 +74,7 @@ pub(super) async fn attempt(context: Arc<Context>, job: Job) -> Done {
                 response.status,
                 response.retry_after.as_deref(),
                 &config.retry.retry_on,
-                SystemTime::now(),
+                SystemTime::now,
             ),
             AttemptRecord {
                 at_ms,
