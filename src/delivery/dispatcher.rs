@@ -596,12 +596,15 @@ impl Dispatcher {
         }
         let context = Arc::clone(&self.context);
         let members = Carried::of(&job);
-        self.tasks.spawn(async move {
+        // Boxed: the attempt's state (about 2 KiB) is written to the heap once. Unboxed, the
+        // runtime moves it by value through the task's life (into the spawn, into the task's
+        // cell, and a task's stage is as large as its future when the result replaces it).
+        self.tasks.spawn(Box::pin(async move {
             std::panic::AssertUnwindSafe(attempt::attempt(context, job))
                 .catch_unwind()
                 .await
                 .map_err(|_| members)
-        });
+        }));
         let in_flight = self.tasks.len();
         if let Some(adaptive) = &mut self.adaptive {
             adaptive.started(in_flight);
