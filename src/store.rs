@@ -409,7 +409,8 @@ impl Store {
     }
 
     /// Events for `subscriber` from `from` up to the durable watermark: at most `limit` of them,
-    /// looking at most at `scan_limit` records. Returns them and the seq to continue from.
+    /// looking at most at `scan_limit` records. Returns them (with their `subscribers` left
+    /// empty) and the seq to continue from.
     ///
     /// # Errors
     /// A store read failed or a record is corrupt.

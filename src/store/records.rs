@@ -18,7 +18,8 @@ const EVENT_HEADER_LEN: usize = 1 + 8 + 2;
 pub struct StoredEvent {
     pub seq: EventSeq,
     pub accepted_at_ms: u64,
-    /// The subscribers the routing table chose when the event was accepted.
+    /// The subscribers the routing table chose when the event was accepted (empty when read for
+    /// a dispatcher, see [`decode_event_with`]).
     pub subscribers: Vec<SubscriberId>,
     /// Shared: the dispatchers of an event's subscribers may hold the same decoding.
     pub event: Arc<Event>,
@@ -84,14 +85,19 @@ pub fn decode_event(seq: EventSeq, bytes: &[u8]) -> Result<StoredEvent, StoreErr
 }
 
 /// Decodes an event record, taking the event from `shared` when another subscriber's dispatcher
-/// has decoded it (and leaving this decoding there for the others).
+/// has decoded it (and leaving this decoding there for the others). Read for a dispatcher (with
+/// `shared`), its `subscribers` are left empty: a dispatcher reads only its own events, and at
+/// fan-out N the list would be allocated N times per event.
 pub fn decode_event_with(
     seq: EventSeq,
     bytes: &[u8],
     shared: Option<&super::shared::Shared>,
 ) -> Result<StoredEvent, StoreError> {
     let (accepted_at_ms, count) = header(bytes)?;
-    let subscribers = event_subscribers(bytes)?.collect();
+    let subscribers = match shared {
+        Some(_) => Vec::new(),
+        None => event_subscribers(bytes)?.collect(),
+    };
     let decode = || {
         postcard::from_bytes(&bytes[EVENT_HEADER_LEN + 4 * count..])
             .map_err(|error| StoreError::Corrupt(format!("event {seq}: {error}")))
