@@ -242,13 +242,7 @@ async fn a_paused_subscriber_queues_and_delivers_on_resume() {
     let erp = TestReceiver::start().await;
     let slack = TestReceiver::start().await;
     let router = TestRouter::start(&routes(&erp.url, &slack.url, "")).await;
-    let (status, body) = router
-        .admin_post(
-            "/api/v1/subscribers/erp/pause",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, body) = router.subscriber_action(TOKEN, "erp", "pause").await;
     assert_eq!((status, body["state"].as_str()), (200, Some("paused")));
     for index in 0..5 {
         router
@@ -273,13 +267,7 @@ async fn a_paused_subscriber_queues_and_delivers_on_resume() {
     assert_eq!(erp_view["state"], "paused");
     assert_eq!(erp_view["pending"], 5);
     assert_eq!(erp.count(), 0, "a paused subscriber gets nothing");
-    let (status, body) = router
-        .admin_post(
-            "/api/v1/subscribers/erp/resume",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, body) = router.subscriber_action(TOKEN, "erp", "resume").await;
     assert_eq!((status, body["state"].as_str()), (200, Some("active")));
     erp.wait_for(5).await;
     let list = router.admin_get("/api/v1/subscribers", TOKEN).await;
@@ -287,13 +275,7 @@ async fn a_paused_subscriber_queues_and_delivers_on_resume() {
     assert_eq!(erp_view["name"], "erp");
     assert_eq!(erp_view["delivered_total"], 5);
     assert_eq!(erp_view["recent"]["success_rate"], 1.0);
-    let (status, _) = router
-        .admin_post(
-            "/api/v1/subscribers/nobody/pause",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, _) = router.subscriber_action(TOKEN, "nobody", "pause").await;
     assert_eq!(status, 404);
 }
 
@@ -330,13 +312,7 @@ routes:
         .collect();
     assert_eq!(router.publish_batch(batch).await.status(), 202);
     erp.wait_for(1).await;
-    let (status, _) = router
-        .admin_post(
-            "/api/v1/subscribers/erp/pause",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, _) = router.subscriber_action(TOKEN, "erp", "pause").await;
     assert_eq!(status, 200);
     // The hanging attempt times out and is scheduled again; nothing else may start meanwhile
     // (an attempt started would be in flight, then answered).
@@ -352,13 +328,7 @@ routes:
         )
         .await;
     assert_eq!(erp.count(), 1, "a paused subscriber starts nothing more");
-    let (status, _) = router
-        .admin_post(
-            "/api/v1/subscribers/erp/resume",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, _) = router.subscriber_action(TOKEN, "erp", "resume").await;
     assert_eq!(status, 200);
     let got = erp.wait_for(6).await;
     let mut ids: Vec<String> = got
@@ -477,13 +447,7 @@ async fn a_removed_subscriber_keeps_its_queue_and_resumes_when_restored() {
     let slack = TestReceiver::start().await;
     let with_slack = routes(&erp.url, &slack.url, "- name: all\n    to: [slack]");
     let router = TestRouter::start(&with_slack).await;
-    let (status, _) = router
-        .admin_post(
-            "/api/v1/subscribers/slack/pause",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, _) = router.subscriber_action(TOKEN, "slack", "pause").await;
     assert_eq!(status, 200);
     for index in 0..3 {
         router
@@ -527,13 +491,7 @@ routes:
     assert_eq!(slack_view["state"], "orphaned");
     assert_eq!(slack_view["pending"], 3);
     // Orphaned: resuming does not deliver while it is not configured.
-    router
-        .admin_post(
-            "/api/v1/subscribers/slack/resume",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    router.subscriber_action(TOKEN, "slack", "resume").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(slack.count(), 0);
 

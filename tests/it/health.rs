@@ -239,13 +239,7 @@ routes:
     assert_eq!(data["subscriber"], "erp");
 
     healthy.store(true, Ordering::SeqCst);
-    let (status, _) = router
-        .admin_post(
-            "/api/v1/subscribers/erp/resume",
-            TOKEN,
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, _) = router.subscriber_action(TOKEN, "erp", "resume").await;
     assert_eq!(status, 200);
     let view = wait_view(&router, "erp", "delivered everything", |view| {
         view["delivered_total"] == 3

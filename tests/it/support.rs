@@ -187,6 +187,21 @@ impl TestRouter {
         (status, response.json().await.unwrap_or_default())
     }
 
+    /// POST `/api/v1/subscribers/{name}/{action}` (`pause`, `resume`): (status, JSON body).
+    pub async fn subscriber_action(
+        &self,
+        token: &str,
+        name: &str,
+        action: &str,
+    ) -> (u16, serde_json::Value) {
+        self.admin_post(
+            &format!("/api/v1/subscribers/{name}/{action}"),
+            token,
+            serde_json::Value::Null,
+        )
+        .await
+    }
+
     pub fn id(&self, name: &str) -> SubscriberId {
         self.subscribers[name]
     }
