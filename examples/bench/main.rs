@@ -31,6 +31,8 @@ use router::{Router, Sub};
 /// The longest the load generator waits for one answer (a stalled router answers in well under
 /// a second; the backlog scenario's ingest included).
 const LOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Below the router's keep-alive and request-head timeouts (5 s each), with margin.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The router's allocator (`src/main.rs`), so that B2 and B3, which run in this binary, are the
 /// ceilings of the same code the router runs: with glibc's malloc B3 made about 6 % fewer
@@ -171,8 +173,14 @@ async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A request never waits longer than LOAD_REQUEST_TIMEOUT: a run that cannot go on fails with
     // the first failure's reason instead of waiting for ever.
+    // A pooled connection is dropped after POOL_IDLE_TIMEOUT idle, before the router's own timers
+    // (5 s keep-alive, 5 s for a first request head) close it: otherwise a connection the pool
+    // opened but did not use, or left idle between phases, is taken just as the router answers it
+    // 408 or closes it, and the request fails (the usual race of a client idle timeout longer
+    // than the server's).
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .timeout(LOAD_REQUEST_TIMEOUT)
         .build()?;
