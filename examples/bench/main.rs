@@ -31,6 +31,11 @@ use router::{Router, Sub};
 /// The longest the load generator waits for one answer (a stalled router answers in well under
 /// a second; the backlog scenario's ingest included).
 const LOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The ingest case the targets name (fan-out 1, 1 KiB), and half the target's 25,000 events/s:
+/// besides half its own maximum, that case is also measured at this rate, the target's reading
+/// of "p99 ack <= 5 ms at half that rate".
+const TARGET_CASE: (usize, usize) = (1, 1024);
+const TARGET_HALF_RATE: f64 = 12_500.0;
 /// Below the router's keep-alive and request-head timeouts (5 s each), with margin.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -459,6 +464,7 @@ impl Bench {
             let (mut rates, mut p99_full, mut p99_half, mut b2_p99) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let (mut drain, mut connections) = (report::Runs::default(), Vec::new());
+            let (mut at_target, mut b2_at_target) = (Vec::new(), Vec::new());
             for run in 0..self.args.runs {
                 self.receiver.reset();
                 self.receiver.stall();
@@ -482,19 +488,32 @@ impl Bench {
                     .await;
                 p99_half.push(open.ack_ms(0.99));
                 b2_p99.push(self.b2_open_p99(closed.rate() * 0.5, size).await?);
-                if closed.failed + open.failed > 0 {
+                let mut accepted = closed.accepted + warm + open.accepted;
+                let mut failures = vec![closed, open];
+                if (fanout, size) == TARGET_CASE {
+                    // The target's own reading of "half that rate": half of 25,000/s. A load
+                    // of its own: new event ids (the same ones would be answered as duplicates).
+                    let load = self.load(&router.url, size);
+                    accepted += load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
+                    let open = load.open_loop(TARGET_HALF_RATE, self.args.duration).await;
+                    at_target.push(open.ack_ms(0.99));
+                    b2_at_target.push(self.b2_open_p99(TARGET_HALF_RATE, size).await?);
+                    accepted += open.accepted;
+                    failures.push(open);
+                }
+                let failed: u64 = failures.iter().map(|result| result.failed).sum();
+                if failed > 0 {
                     bail!(
-                        "ingest: {} requests failed, the first: {}",
-                        closed.failed + open.failed,
-                        closed
-                            .first_failure
-                            .or(open.first_failure)
+                        "ingest: {failed} requests failed, the first: {}",
+                        failures
+                            .into_iter()
+                            .find_map(|result| result.first_failure)
                             .unwrap_or_default()
                     );
                 }
                 // Delivery alone: release the subscribers and time the drain of what was
                 // accepted, with no ingest beside it (what B3 measures).
-                let expected = (closed.accepted + warm + open.accepted) * fanout as u64;
+                let expected = accepted * fanout as u64;
                 let before = self.b3(size)?;
                 let (rate, cpu) = self.drain(router.pid(), expected).await;
                 connections.push(self.receiver.connections() as f64);
@@ -516,6 +535,13 @@ impl Bench {
                 Stat::of(&p99_half),
                 Stat::of(&b2_p99),
             );
+            if !at_target.is_empty() {
+                self.report.ingest_at_target(
+                    TARGET_HALF_RATE,
+                    Stat::of(&at_target),
+                    Stat::of(&b2_at_target),
+                );
+            }
         }
         Ok(())
     }
