@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
@@ -29,11 +30,9 @@ use crate::operational::{self, Emitter};
 
 mod attempt;
 mod health;
-mod lanes;
 mod ordering;
 
 use health::{disable, HandshakeState};
-use lanes::{Finished, Lanes};
 use ordering::KeyOrder;
 
 /// Most events an ordered dispatcher holds behind busy keys before it stops reading the log.
@@ -49,9 +48,6 @@ const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(50);
 /// Most attempt records a starting dispatcher looks at to learn which events past its cursor
 /// an earlier run attempted (past it, any event is assumed to have been).
 const ATTEMPTED_SCAN_LIMIT: usize = 65_536;
-/// Jobs queued for a subscriber's lanes beyond its concurrency limit (at least), when nothing
-/// holds attempts back at their start.
-const PREFETCH: usize = 8;
 /// Pause after a store error before trying again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -179,10 +175,8 @@ fn same_schedule(a: Option<&RetryState>, b: Option<&RetryState>) -> bool {
 /// The dispatcher of one subscriber.
 pub struct Dispatcher {
     context: Arc<Context>,
-    /// The tasks attempts run in, and the jobs handed to them.
-    lanes: Lanes,
-    /// Finished attempts taken back from the lanes (kept to reuse its allocation).
-    finished: Vec<Finished>,
+    /// Attempt tasks: their result, or (after a panic, a bug) the members they carried.
+    tasks: JoinSet<Result<Done, Carried>>,
     /// Next log position to read.
     scan_pos: EventSeq,
     /// Read from the log, not started yet.
@@ -272,8 +266,7 @@ impl Dispatcher {
             adaptive: None,
             counted_busy: false,
             context: Arc::new(context),
-            lanes: Lanes::new(),
-            finished: Vec::new(),
+            tasks: JoinSet::new(),
             scan_pos: cursor,
             buffer: VecDeque::new(),
             fresh_in_flight: BTreeSet::new(),
@@ -312,9 +305,6 @@ impl Dispatcher {
                 break;
             }
             committed.borrow_and_update();
-            if !self.lanes.is_empty() && !self.plain() {
-                self.take_back_queued();
-            }
             let validated = tokio::select! {
                 biased;
                 validated = self.validate() => validated,
@@ -334,7 +324,7 @@ impl Dispatcher {
             // loop, so a commit racing with `fill` is never missed. (Waiting only when
             // `scan_pos` is past the watermark read *here* lost that race: the dispatcher
             // then slept with no task and no timer, and stalled.)
-            let slot_free = self.in_flight() < self.capacity() && self.gate == Gate::Open;
+            let slot_free = self.in_flight() < self.limit() && self.gate == Gate::Open;
             let retry_timer = match self.gate {
                 Gate::Open => match (self.retry_timer(), self.batch_due) {
                     (Some(retry), Some(batch)) => Some(retry.min(batch)),
@@ -354,9 +344,12 @@ impl Dispatcher {
             // Every pass reads the log and the policy anyway, so none of them is missed.
             tokio::select! {
                 biased;
-                () = self.lanes.finished(), if !self.lanes.is_empty() => {
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     // Every attempt that has finished by now, then one cursor write for all.
-                    self.finish_all();
+                    self.finish(done);
+                    while let Some(done) = self.tasks.try_join_next() {
+                        self.finish(done);
+                    }
                     self.count_busy();
                     self.save_cursor();
                 }
@@ -377,41 +370,22 @@ impl Dispatcher {
 
     async fn drain(&mut self) {
         let grace = self.context.grace;
-        // Jobs not started are not sent: they stay in flight for the cursor, so a restart
-        // sends them.
-        drop(self.lanes.close());
         let drained = tokio::time::timeout(grace, async {
-            while !self.lanes.is_empty() {
-                self.lanes.finished().await;
-                self.finish_all();
+            while let Some(done) = self.tasks.join_next().await {
+                self.finish(done);
             }
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(subscriber = %self.context.control.name, in_flight = self.lanes.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
+            tracing::warn!(subscriber = %self.context.control.name, in_flight = self.tasks.len(), "Attempts still in flight at shutdown; they will be sent again on restart.");
+            self.tasks.shutdown().await;
         }
-        self.lanes.shutdown().await;
         self.count_busy();
         self.write_cursor(true);
     }
 
-    /// Jobs handed to the lanes (running or waiting for one) and not finished.
     fn in_flight(&self) -> usize {
-        self.lanes.len()
-    }
-
-    /// How many jobs may be handed to the lanes: the limit, and [`PREFETCH`] more waiting for a
-    /// lane when nothing decides at the start of an attempt whether it may go (a rate limit, a
-    /// circuit breaker, per-key ordering, batching or the validation handshake). A lane then goes
-    /// from one attempt to the next without waiting for the dispatcher, which is woken only when
-    /// the queue runs low.
-    fn capacity(&self) -> usize {
-        let limit = self.limit();
-        if self.plain() {
-            limit + limit.max(PREFETCH)
-        } else {
-            limit
-        }
+        self.tasks.len()
     }
 
     /// How many attempts may be in flight.
@@ -422,60 +396,8 @@ impl Dispatcher {
         }
     }
 
-    /// Whether nothing decides at the start of an attempt whether it may go, so that jobs may
-    /// wait for a lane (see [`Dispatcher::capacity`]).
-    fn plain(&self) -> bool {
-        let config = self.context.control.config();
-        self.order.is_none()
-            && config.rate_limit.is_none()
-            && config.circuit_breaker.is_none()
-            && config.batch.is_none()
-            && config.handshake.is_none()
-    }
-
-    /// Takes back the jobs waiting for a lane beyond the limit once they may no longer wait
-    /// there (a reload turned on a rate limit, a circuit breaker, batching or the handshake):
-    /// new events go back to the front of the buffer, retries to the store's schedule they were
-    /// read from.
-    fn take_back_queued(&mut self) {
-        let queued = self.lanes.take_excess(self.limit());
-        if queued.is_empty() {
-            return;
-        }
-        let members: Vec<Job> = queued
-            .into_iter()
-            .flat_map(|mut job| {
-                let rest = std::mem::take(&mut job.rest);
-                std::iter::once(job).chain(rest)
-            })
-            .collect();
-        for job in members.into_iter().rev() {
-            if job.retry.is_some() {
-                self.retries_in_flight.remove(&job.seq);
-            } else {
-                self.fresh_in_flight.remove(&job.seq);
-                self.buffer.push_front(StoredEvent {
-                    seq: job.seq,
-                    accepted_at_ms: job.accepted_at_ms,
-                    subscribers: Vec::new(),
-                    event: job.event,
-                });
-            }
-        }
-        self.count_busy();
-    }
-
     /// Starts attempts until the concurrency limit: due retries first, then new events.
     fn fill(&mut self) -> Result<(), StoreError> {
-        let filled = self.fill_lanes();
-        let context = Arc::clone(&self.context);
-        let limit = self.limit();
-        self.lanes.start(limit, self.capacity() - limit, &context);
-        filled
-    }
-
-    /// Hands jobs to the lanes up to their capacity.
-    fn fill_lanes(&mut self) -> Result<(), StoreError> {
         self.gate = Gate::Open;
         self.batch_due = None;
         if !self.context.control.may_deliver() {
@@ -483,7 +405,7 @@ impl Dispatcher {
         }
         let now_ms = store::now_ms();
         self.sync_policies(now_ms);
-        let capacity = self.capacity();
+        let limit = self.limit();
         let context = Arc::clone(&self.context);
         let store = &context.store;
         let id = context.id;
@@ -494,11 +416,11 @@ impl Dispatcher {
             .batch
             .filter(|_| self.order.is_none());
         let per_job = batch.map_or(1, |batch| batch.max_events);
-        if self.in_flight() < capacity {
+        if self.in_flight() < limit {
             let due = store.due_retries(
                 id,
                 store::now_ms(),
-                (capacity - self.in_flight()) * per_job,
+                (limit - self.in_flight()) * per_job,
                 |seq| self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq),
             )?;
             // A failed batch's members share one retry state: they go again together.
@@ -521,7 +443,7 @@ impl Dispatcher {
                 }
             }
             for group in groups {
-                if self.in_flight() >= capacity || !self.admit(now_ms) {
+                if self.in_flight() >= limit || !self.admit(now_ms) {
                     break;
                 }
                 for member in &group {
@@ -531,12 +453,12 @@ impl Dispatcher {
             }
         }
         if let Some(batch) = batch {
-            self.fill_batches(batch, capacity, now_ms)?;
+            self.fill_batches(batch, limit, now_ms)?;
             self.save_cursor();
             return Ok(());
         }
         // Heads of ordered keys released by finished deliveries go first.
-        while self.in_flight() < capacity && self.gate == Gate::Open {
+        while self.in_flight() < limit && self.gate == Gate::Open {
             let Some(stored) = self.order.as_mut().and_then(KeyOrder::pop_ready) else {
                 break;
             };
@@ -548,7 +470,7 @@ impl Dispatcher {
             }
             self.start_fresh(stored);
         }
-        while self.in_flight() < capacity && self.gate == Gate::Open {
+        while self.in_flight() < limit && self.gate == Gate::Open {
             if self
                 .order
                 .as_ref()
@@ -667,13 +589,23 @@ impl Dispatcher {
         }
     }
 
-    /// Hands a job to the lanes ([`Dispatcher::fill`] gets them going).
     fn spawn(&mut self, job: Job) {
+        use futures_util::FutureExt as _;
         if std::mem::take(&mut self.probe_granted) {
             self.probe_seq = Some(job.seq);
         }
-        self.lanes.push(job);
-        let in_flight = self.lanes.len();
+        let context = Arc::clone(&self.context);
+        let members = Carried::of(&job);
+        // Boxed: the attempt's state (about 2 KiB) is written to the heap once. Unboxed, the
+        // runtime moves it by value through the task's life (into the spawn, into the task's
+        // cell, and a task's stage is as large as its future when the result replaces it).
+        self.tasks.spawn(Box::pin(async move {
+            std::panic::AssertUnwindSafe(attempt::attempt(context, job))
+                .catch_unwind()
+                .await
+                .map_err(|_| members)
+        }));
+        let in_flight = self.tasks.len();
         if let Some(adaptive) = &mut self.adaptive {
             adaptive.started(in_flight);
         }
@@ -682,7 +614,7 @@ impl Dispatcher {
 
     /// Keeps `Context::busy` in step with whether attempts are in flight.
     fn count_busy(&mut self) {
-        let busy = !self.lanes.is_empty();
+        let busy = !self.tasks.is_empty();
         if busy != self.counted_busy {
             self.counted_busy = busy;
             if busy {
@@ -695,7 +627,7 @@ impl Dispatcher {
 
     /// When the next retry not already in flight is due, if a slot is free to run it.
     fn retry_timer(&self) -> Option<u64> {
-        if !self.context.control.may_deliver() || self.in_flight() >= self.capacity() {
+        if !self.context.control.may_deliver() || self.in_flight() >= self.limit() {
             return None;
         }
         let skip = |seq: EventSeq| {
@@ -709,21 +641,16 @@ impl Dispatcher {
         at
     }
 
-    /// Applies every attempt the lanes have finished.
-    fn finish_all(&mut self) {
-        let mut finished = std::mem::take(&mut self.finished);
-        self.lanes.take_finished(&mut finished);
-        for done in finished.drain(..) {
-            self.finish(done);
-        }
-        self.finished = finished;
-    }
-
-    fn finish(&mut self, done: Finished) {
+    fn finish(&mut self, done: Result<Result<Done, Carried>, tokio::task::JoinError>) {
         let done = match done {
-            Ok(done) => done,
-            Err(members) => {
+            Ok(Ok(done)) => done,
+            Ok(Err(members)) => {
                 self.panicked(members);
+                return;
+            }
+            Err(error) => {
+                // Only aborted at the end of a shutdown's grace period: sent again on restart.
+                tracing::warn!(subscriber = %self.context.control.name, error = %error, "Delivery attempt task ended early.");
                 return;
             }
         };
@@ -745,7 +672,7 @@ impl Dispatcher {
 
     /// Feeds an attempt's round trip to the adaptive limit.
     fn adapt(&mut self, done: &Done) {
-        let in_flight = self.lanes.len();
+        let in_flight = self.tasks.len();
         let Some(adaptive) = &mut self.adaptive else {
             return;
         };
@@ -1020,7 +947,7 @@ impl Dispatcher {
         // Held back only while attempts are in flight (busy): an idle dispatcher's cursor, which
         // the queue depth and delivery states are read from, is never behind.
         let due = self.cursor_written_at + CURSOR_SAVE_INTERVAL;
-        if !now && !self.lanes.is_empty() && tokio::time::Instant::now() < due {
+        if !now && !self.tasks.is_empty() && tokio::time::Instant::now() < due {
             self.cursor_due = Some(due);
             return;
         }

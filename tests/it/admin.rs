@@ -279,10 +279,10 @@ async fn a_paused_subscriber_queues_and_delivers_on_resume() {
     assert_eq!(status, 404);
 }
 
-/// A pause holds back what has not started: the events a dispatcher has already handed to its
-/// lanes beyond its concurrency limit (waiting for a lane) are not sent until the resume.
+/// A pause holds back everything that has not started: while an attempt hangs and then times
+/// out, none of the events read behind it is sent until the resume.
 #[tokio::test]
-async fn a_pause_holds_back_deliveries_waiting_for_a_lane() {
+async fn a_pause_holds_back_what_a_hanging_attempt_has_behind_it() {
     // The first request hangs until the 1 s timeout; the rest are answered at once.
     let erp = TestReceiver::scripted(|index, _| {
         if index == 0 {
@@ -306,7 +306,7 @@ routes:
         erp.url
     );
     let router = TestRouter::start(&text).await;
-    // One commit: the dispatcher reads all five at once, starts the first and queues the rest.
+    // One commit: the dispatcher reads all five at once and starts the first.
     let batch = (0..5)
         .map(|index| event("com.example.shop.order.created", &format!("q-{index}")))
         .collect();
@@ -315,7 +315,7 @@ routes:
     let (status, _) = router.subscriber_action(TOKEN, "erp", "pause").await;
     assert_eq!(status, 200);
     // The hanging attempt times out and is scheduled again; nothing else may start meanwhile
-    // (a lane that went on with the next job would have it in flight, then answered).
+    // (an attempt started would be in flight, then answered).
     router
         .wait_admin(
             "/api/v1/subscribers",
@@ -338,68 +338,6 @@ routes:
         .collect();
     ids.sort();
     assert_eq!(ids, ["q-0", "q-1", "q-2", "q-3", "q-4"]);
-}
-
-/// A reload that turns on something deciding at each attempt's start whether it may go (here
-/// the validation handshake, which this endpoint refuses) takes back what was waiting for a lane:
-/// none of it is sent.
-#[tokio::test]
-async fn a_reload_takes_back_deliveries_waiting_for_a_lane() {
-    // The first POST hangs until the 2 s timeout; the rest would be answered at once. An
-    // OPTIONS (the handshake) gets a 200 without the allowed origin: refused.
-    let erp = TestReceiver::scripted(|index, _| {
-        if index == 0 {
-            Reply::hang()
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let text = |handshake: &str| {
-        format!(
-            "
-admin:
-  token: {TOKEN}
-  watch_interval: 0s
-subscribers:
-  erp: {{ url: '{}', timeout: 2s, concurrency: 1, adaptive_concurrency: false, retry: {{ {FAST_RETRY} }}{handshake} }}
-routes:
-  - name: orders
-    to: [erp]
-",
-            erp.url
-        )
-    };
-    let router = TestRouter::start(&text("")).await;
-    let batch = (0..5)
-        .map(|index| event("com.example.shop.order.created", &format!("r-{index}")))
-        .collect();
-    assert_eq!(router.publish_batch(batch).await.status(), 202);
-    erp.wait_for(1).await;
-    router.write_routes(&text(", handshake: true"));
-    let (status, body) = router
-        .admin_post("/api/v1/reload", TOKEN, serde_json::Value::Null)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let list = router
-        .wait_admin(
-            "/api/v1/subscribers",
-            TOKEN,
-            "the timed-out attempt recorded, nothing in flight",
-            |list| {
-                let erp = &list["subscribers"][0];
-                erp["retrying"] == 1 && erp["in_flight"] == 0
-            },
-        )
-        .await;
-    let posts = |erp: &TestReceiver| {
-        erp.received()
-            .iter()
-            .filter(|received| received.method == "POST")
-            .count()
-    };
-    assert_eq!(posts(&erp), 1, "nothing more is sent without the handshake");
-    assert_eq!(list["subscribers"][0]["pending"], 5);
 }
 
 #[tokio::test]
