@@ -615,6 +615,10 @@ impl Bench {
                     tokio::time::sleep(window * 3 / 5).await;
                     let delivered = (self.receiver.requests() - first) as f64;
                     let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
+                    println!(
+                        "   connections to the receiver at the window's end: {}",
+                        self.receiver.connections()
+                    );
                     (
                         delivered / at.elapsed().as_secs_f64(),
                         cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
