@@ -171,6 +171,11 @@ pub async fn start(
     .workers(workers)
     .max_connections(limits.max_connections)
     .client_request_timeout(limits.request_timeout)
+    .keep_alive(if limits.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(limits.keep_alive)
+    })
     .disable_signals()
     .shutdown_timeout(grace.as_secs().max(1));
     let server = match &config.server.tls {

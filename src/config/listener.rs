@@ -22,6 +22,9 @@ pub struct Limits {
     pub max_header_size: usize,
     /// Time a client has to send the request head.
     pub request_timeout: Duration,
+    /// How long an idle connection stays open between requests; zero closes each connection
+    /// after its response.
+    pub keep_alive: Duration,
     /// Open connections per worker; further connections wait in the kernel's backlog.
     pub max_connections: usize,
 }
@@ -33,6 +36,8 @@ pub mod defaults {
     pub const MAX_HEADERS: usize = 64;
     pub const MAX_HEADER_SIZE: u64 = 16 * 1024;
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+    /// actix-web's own default.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
     pub const MAX_CONNECTIONS: usize = 4096;
 }
 
@@ -100,6 +105,7 @@ pub(super) fn limits(raw: &RawServer, errors: &mut Errors) -> Limits {
         max_headers,
         max_header_size: usize::try_from(max_header_size).unwrap_or(usize::MAX),
         request_timeout,
+        keep_alive: raw.keep_alive.unwrap_or(defaults::KEEP_ALIVE),
         max_connections,
     }
 }

@@ -169,6 +169,9 @@ pub struct RawServer {
     /// How long a client may take to send the request head (slow clients are cut off).
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub request_timeout: Option<Duration>,
+    /// How long an idle connection is kept open between requests (`0s`: closed after each).
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub keep_alive: Option<Duration>,
     /// Open connections at most, per worker.
     pub max_connections: Option<usize>,
     /// `{ cert, key }`: serve HTTPS (PEM files).

@@ -466,6 +466,51 @@ async fn slow_clients_are_cut_off_and_free_their_connection() {
     assert_eq!(router.publish(shop_event("slow-1")).await.status(), 202);
 }
 
+/// `server.keep_alive`: an idle connection is closed once it runs out, and `0s` closes each
+/// connection right after its response.
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_keep_alive() {
+    use std::io::{Read, Write};
+    let receiver = TestReceiver::start().await;
+    // Closed within 4 s at 1 s (the default, 5 s, would not be), at once at 0 s.
+    for (keep_alive, within) in [("1s", 4), ("0s", 15)] {
+        let extra = format!("server: {{ keep_alive: {keep_alive} }}\n");
+        let router = TestRouter::start(&sink(&receiver.url, &extra)).await;
+        let address = router.url.trim_start_matches("http://").to_owned();
+        // One request, then nothing: the answer comes, then the router's close (end of stream).
+        let idle = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(within)))
+                .unwrap();
+            let mut answer = Vec::new();
+            let closed = stream.read_to_end(&mut answer);
+            (
+                closed.is_ok(),
+                String::from_utf8_lossy(&answer).into_owned(),
+            )
+        });
+        let (closed, answer) = idle.await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{keep_alive}: {answer:?}"
+        );
+        assert!(
+            closed,
+            "{keep_alive}: still open after {within} s: {answer:?}"
+        );
+        if keep_alive == "0s" {
+            assert!(
+                answer.to_ascii_lowercase().contains("connection: close"),
+                "{answer:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn sources_and_keys_reload_with_the_file() {
     let receiver = TestReceiver::start().await;
