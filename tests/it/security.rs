@@ -432,31 +432,42 @@ async fn ingest_and_admin_over_https() {
         .is_err());
 }
 
-#[tokio::test]
-async fn slow_clients_are_cut_off_and_free_their_connection() {
+/// Sends `bytes` on a new connection to the ingest port and reads until the router closes it or
+/// `within` seconds pass: whether it closed, how long that took, and what was read.
+async fn raw_exchange(
+    router: &TestRouter,
+    bytes: &'static [u8],
+    within: u64,
+) -> (bool, std::time::Duration, String) {
     use std::io::{Read, Write};
-    let receiver = TestReceiver::start().await;
-    let extra = "server: { request_timeout: 1s, max_connections: 1 }\n";
-    let router = TestRouter::start(&sink(&receiver.url, extra)).await;
     let address = router.url.trim_start_matches("http://").to_owned();
-    // A client that sends half a request head and then nothing (slowloris).
-    let slow = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.write_all(bytes).unwrap();
         stream
-            .write_all(b"POST /events HTTP/1.1\r\nhost: x\r\n")
-            .unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .set_read_timeout(Some(std::time::Duration::from_secs(within)))
             .unwrap();
         let started = std::time::Instant::now();
         let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
+        let closed = stream.read_to_end(&mut answer).is_ok();
         (
+            closed,
             started.elapsed(),
             String::from_utf8_lossy(&answer).into_owned(),
         )
-    });
-    let (waited, answer) = slow.await.unwrap();
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_free_their_connection() {
+    let receiver = TestReceiver::start().await;
+    let extra = "server: { request_timeout: 1s, max_connections: 1 }\n";
+    let router = TestRouter::start(&sink(&receiver.url, extra)).await;
+    // A client that sends half a request head and then nothing (slowloris).
+    let (_, waited, answer) =
+        raw_exchange(&router, b"POST /events HTTP/1.1\r\nhost: x\r\n", 15).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(
         waited < std::time::Duration::from_secs(10),
@@ -470,30 +481,14 @@ async fn slow_clients_are_cut_off_and_free_their_connection() {
 /// connection right after its response.
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_keep_alive() {
-    use std::io::{Read, Write};
     let receiver = TestReceiver::start().await;
     // Closed within 4 s at 1 s (the default, 5 s, would not be), at once at 0 s.
     for (keep_alive, within) in [("1s", 4), ("0s", 15)] {
         let extra = format!("server: {{ keep_alive: {keep_alive} }}\n");
         let router = TestRouter::start(&sink(&receiver.url, &extra)).await;
-        let address = router.url.trim_start_matches("http://").to_owned();
         // One request, then nothing: the answer comes, then the router's close (end of stream).
-        let idle = tokio::task::spawn_blocking(move || {
-            let mut stream = std::net::TcpStream::connect(address).unwrap();
-            stream
-                .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-                .unwrap();
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(within)))
-                .unwrap();
-            let mut answer = Vec::new();
-            let closed = stream.read_to_end(&mut answer);
-            (
-                closed.is_ok(),
-                String::from_utf8_lossy(&answer).into_owned(),
-            )
-        });
-        let (closed, answer) = idle.await.unwrap();
+        let (closed, _, answer) =
+            raw_exchange(&router, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n", within).await;
         assert!(
             answer.starts_with("HTTP/1.1 200"),
             "{keep_alive}: {answer:?}"
