@@ -378,6 +378,21 @@ impl Bench {
         Ok(result.rate())
     }
 
+    /// An ack-latency open loop of `load` at `rate`, its connections opened first, then B2 at
+    /// the same rate: the loop's result, the events accepted while opening the connections, and
+    /// B2's p99.
+    async fn ack_loop(
+        &self,
+        load: &Arc<Load>,
+        rate: f64,
+        size: usize,
+    ) -> anyhow::Result<(load::LoadResult, u64, f64)> {
+        let warm = load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
+        let open = load.open_loop(rate, self.args.duration).await;
+        let b2 = self.b2_open_p99(rate, size).await?;
+        Ok((open, warm, b2))
+    }
+
     /// B2's p99 ack latency under the same open-loop rate: what the load generator and HTTP
     /// alone cost, so that fanout's p99 can be read against it.
     async fn b2_open_p99(&self, rate: f64, size: usize) -> anyhow::Result<f64> {
@@ -482,23 +497,19 @@ impl Bench {
                     .await;
                 rates.push(closed.rate());
                 p99_full.push(closed.ack_ms(0.99));
-                let warm = load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
-                let open = load
-                    .open_loop(closed.rate() * 0.5, self.args.duration)
-                    .await;
+                let (open, warm, b2) = self.ack_loop(&load, closed.rate() * 0.5, size).await?;
                 p99_half.push(open.ack_ms(0.99));
-                b2_p99.push(self.b2_open_p99(closed.rate() * 0.5, size).await?);
+                b2_p99.push(b2);
                 let mut accepted = closed.accepted + warm + open.accepted;
                 let mut failures = vec![closed, open];
                 if (fanout, size) == TARGET_CASE {
                     // The target's own reading of "half that rate": half of 25,000/s. A load
                     // of its own: new event ids (the same ones would be answered as duplicates).
                     let load = self.load(&router.url, size);
-                    accepted += load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
-                    let open = load.open_loop(TARGET_HALF_RATE, self.args.duration).await;
+                    let (open, warm, b2) = self.ack_loop(&load, TARGET_HALF_RATE, size).await?;
                     at_target.push(open.ack_ms(0.99));
-                    b2_at_target.push(self.b2_open_p99(TARGET_HALF_RATE, size).await?);
-                    accepted += open.accepted;
+                    b2_at_target.push(b2);
+                    accepted += warm + open.accepted;
                     failures.push(open);
                 }
                 let failed: u64 = failures.iter().map(|result| result.failed).sum();
