@@ -626,14 +626,16 @@ impl Bench {
                     tokio::time::sleep(window * 3 / 5).await;
                     let delivered = (self.receiver.requests() - first) as f64;
                     let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
+                    let figures = (
+                        delivered / at.elapsed().as_secs_f64(),
+                        cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
+                    );
+                    // After the window's clock is read: reading /proc/net/tcp is no part of it.
                     println!(
                         "   connections to the receiver at the window's end: {}",
                         self.receiver.connections()
                     );
-                    (
-                        delivered / at.elapsed().as_secs_f64(),
-                        cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
-                    )
+                    figures
                 };
                 let lag = self.lag(|state| &state.requests, fanout as u64);
                 // Batches carry many events per request: fewer connections keep the lag bound.
