@@ -319,6 +319,11 @@ impl Dispatcher {
                     _ = shutdown.cancelled() => break,
                 }
             }
+            // After `fill`, not when attempts finish: a dispatcher whose last attempt in flight
+            // has just finished is idle only until `fill` starts the next, and an idle one
+            // writes at once. Written as attempts finished, a subscriber with one attempt in
+            // flight (its adaptive limit at 1) wrote to sled for every delivery.
+            self.save_cursor();
             // A free slot after `fill` means the log was read to the end as `fill` saw it. Wait
             // for a newer commit: `changed` fires at once if one came after the top of this
             // loop, so a commit racing with `fill` is never missed. (Waiting only when
@@ -351,7 +356,6 @@ impl Dispatcher {
                         self.finish(done);
                     }
                     self.count_busy();
-                    self.save_cursor();
                 }
                 changed = committed.changed(), if slot_free && self.context.control.may_deliver() => {
                     if changed.is_err() {
@@ -360,7 +364,7 @@ impl Dispatcher {
                 }
                 () = &mut woken => woken.set(control.wake.notified()),
                 _ = sleep_until_ms(retry_timer), if retry_timer.is_some() => {}
-                // `fill` at the top of the loop writes the cursor that was held back.
+                // The top of the loop writes the cursor that was held back.
                 () = &mut cursor_timer, if self.cursor_due.is_some() => {}
                 () = &mut stopped => break,
             }
@@ -454,7 +458,6 @@ impl Dispatcher {
         }
         if let Some(batch) = batch {
             self.fill_batches(batch, limit, now_ms)?;
-            self.save_cursor();
             return Ok(());
         }
         // Heads of ordered keys released by finished deliveries go first.
@@ -502,7 +505,6 @@ impl Dispatcher {
             }
             self.start_fresh(stored);
         }
-        self.save_cursor();
         Ok(())
     }
 
