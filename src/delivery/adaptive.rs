@@ -16,7 +16,7 @@
 //!   period cannot halve it.
 //! - `queue` is this subscriber's share of [`QUEUE_BUDGET`]: the budget divided by the
 //!   subscribers with attempts in flight. The bottleneck is often fanout's own CPU, shared by
-//!   every subscriber, and past a few dozen attempts in flight in all each one more costs CPU
+//!   every subscriber, and past a dozen or two attempts in flight in all each one more costs CPU
 //!   (connections, wake-ups, cache) without adding rate. So one busy subscriber may queue up to
 //!   the budget, and sixteen busy ones a sixteenth each. An endpoint whose round trip does not
 //!   grow with load (a slow but roomy one) still gets all of its `concurrency`, whatever the
