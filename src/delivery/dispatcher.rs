@@ -350,7 +350,8 @@ impl Dispatcher {
             tokio::select! {
                 biased;
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    // Every attempt that has finished by now, then one cursor write for all.
+                    // Every attempt that has finished by now; the cursor is saved once for all
+                    // of them, after the next pass's `fill`.
                     self.finish(done);
                     while let Some(done) = self.tasks.try_join_next() {
                         self.finish(done);
