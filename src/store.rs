@@ -16,7 +16,8 @@
 //! rebuilt at open from the event log's segment indexes (see [`dedupe`]).
 //!
 //! A delivery that has never failed has no record of its own: each subscriber's dispatcher reads
-//! the event log from its cursor. So the cost of accepting an event does not grow with fan-out,
+//! the event log from its cursor (or, while it keeps up, takes the newest events from memory:
+//! [`tail`]). So the cost of accepting an event does not grow with fan-out,
 //! and only failing deliveries pay for retry state. Ingest writes go through the group-commit
 //! thread in [`committer`]; everything else writes directly.
 //!
@@ -31,6 +32,7 @@ pub mod records;
 mod relay;
 mod schedule;
 mod shared;
+mod tail;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -118,6 +120,8 @@ struct Inner {
     schedule: Mutex<Schedule>,
     /// Decoded events the dispatchers of one event's subscribers share.
     shared: shared::Shared,
+    /// The newest committed events, which dispatchers that keep up take from memory.
+    tail: Arc<tail::Tail>,
 }
 
 impl Drop for Inner {
@@ -193,6 +197,7 @@ impl Store {
         let last = log.next_seq() - 1;
         let (committed_tx, committed) = watch::channel(EventSeq(last));
         let (jobs, receiver) = mpsc::channel(4096);
+        let tail = Arc::new(tail::Tail::new(tail::BUDGET_BYTES, tail::MAX_ENTRIES));
         let committer = committer::Committer {
             log: Arc::clone(&log),
             kept: events.clone(),
@@ -203,6 +208,7 @@ impl Store {
                 .max(std::time::Duration::from_millis(1)),
             dedupe_window_ms: millis(config.dedupe_window),
             committed: committed_tx,
+            tail: Arc::clone(&tail),
         };
         let committer = thread::Builder::new()
             .name("fanout-commit".into())
@@ -225,6 +231,7 @@ impl Store {
                 size: std::sync::atomic::AtomicU64::new(0),
                 schedule: Mutex::new(schedule),
                 shared: shared::Shared::new(shared::BUDGET_BYTES),
+                tail,
             }),
         };
         store.refresh_size()?;
@@ -426,6 +433,17 @@ impl Store {
         let mut next = from;
         if from > upto {
             return Ok((found, next));
+        }
+        // Kept up: from memory. The log's records at or past its start never change, and a
+        // purge never reaches past the lowest cursor, which this reader's is not below.
+        if from.0 >= self.inner.log.start() {
+            let taken = self
+                .inner
+                .tail
+                .take(subscriber, from, upto, limit, scan_limit, &mut found);
+            if taken.held {
+                return Ok((found, taken.next));
+            }
         }
         let mut scanned = 0;
         self.scan_records(from, upto, limit.min(scan_limit), |seq, value| {

@@ -113,10 +113,16 @@ fn push(
     name: HeaderName,
     value: HeaderValue,
 ) -> Result<(), InvalidHeader> {
+    if headers.len() >= MAX_HEADERS {
+        return Err(InvalidHeader(format!(
+            "{name}: over the {MAX_HEADERS} a request can hold"
+        )));
+    }
+    // By value (a `&HeaderName` would be cloned into the map); so the check above names it.
     headers
-        .try_append(&name, value)
+        .try_append(name, value)
         .map(drop)
-        .map_err(|_| InvalidHeader(format!("{name}: over the {MAX_HEADERS} a request can hold")))
+        .map_err(|_| InvalidHeader(format!("over the {MAX_HEADERS} a request can hold")))
 }
 
 /// A header map with the subscriber's static `extra` headers, and room for `more`.

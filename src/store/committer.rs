@@ -31,6 +31,7 @@ use super::dedupe::{dedupe_key, DedupeIndex};
 use super::log::Log;
 use super::records::{self, encode_event};
 use super::relay::{Answers, Relay, Reply};
+use super::tail::{Committed, Tail};
 use super::{Accepted, NewEvent, StoreError};
 
 /// Most ingest requests one commit takes before flushing.
@@ -57,6 +58,8 @@ pub struct Committer {
     pub flush_interval: Duration,
     pub dedupe_window_ms: u64,
     pub committed: watch::Sender<EventSeq>,
+    /// The newest events, handed over as each commit becomes durable.
+    pub tail: Arc<Tail>,
 }
 
 /// The events of one commit, in seq order, with their dedupe keys.
@@ -73,6 +76,9 @@ struct Written {
     outcomes: Vec<Result<Vec<Accepted>, StoreError>>,
     /// Highest sequence number written by this commit, if any.
     last_seq: Option<EventSeq>,
+    /// The first seq of this commit and the length of each record written from there.
+    first_seq: u64,
+    record_lens: Vec<usize>,
     /// The write itself failed: answer with this error, nothing to sync.
     error: Option<String>,
 }
@@ -85,6 +91,7 @@ struct Syncer {
     /// Written to the log since its last sync (`relaxed` only).
     dirty: bool,
     committed: watch::Sender<EventSeq>,
+    tail: Arc<Tail>,
 }
 
 impl Committer {
@@ -96,6 +103,7 @@ impl Committer {
             flush_interval: self.flush_interval,
             dirty: false,
             committed: self.committed.clone(),
+            tail: Arc::clone(&self.tail),
         };
         if self.durability == Durability::Strict {
             while let Some(batch) = next_batch(&mut jobs) {
@@ -129,6 +137,7 @@ impl Committer {
             outcomes.push(self.stage(&index, job, &mut next_seq, &mut staged));
         }
         let last_seq = (next_seq > first_seq).then(|| EventSeq(next_seq - 1));
+        let record_lens = staged.records.iter().map(Vec::len).collect();
         // The events before their dedupe entries, so an entry never names an unwritten event.
         let written = self.log.append(first_seq, &staged.records, &staged.keys);
         if written.is_ok() {
@@ -141,6 +150,8 @@ impl Committer {
             jobs,
             outcomes,
             last_seq,
+            first_seq,
+            record_lens,
             error: written.err().map(|error| error.to_string()),
         }
     }
@@ -280,11 +291,38 @@ impl Syncer {
                 }
                 continue;
             }
+            // The tail before the watermark (a dispatcher it wakes finds the events there), and
+            // both before any answer.
+            let mut committed = Vec::new();
+            let mut replies = Vec::with_capacity(commit.jobs.len());
+            for (job, outcome) in commit.jobs.into_iter().zip(commit.outcomes) {
+                let Job {
+                    events,
+                    now_ms,
+                    reply,
+                    relay,
+                } = job;
+                if let Ok(accepted) = &outcome {
+                    for (new, accepted) in events.into_iter().zip(accepted) {
+                        if let Accepted::Stored { seq, .. } = *accepted {
+                            committed.push(Committed {
+                                seq,
+                                accepted_at_ms: now_ms,
+                                subscribers: new.subscribers,
+                                event: new.event,
+                                record_len: commit.record_lens[(seq.0 - commit.first_seq) as usize],
+                            });
+                        }
+                    }
+                }
+                replies.push((relay, reply, outcome));
+            }
+            self.tail.extend(committed);
             if let Some(seq) = commit.last_seq {
                 self.committed.send_replace(seq);
             }
-            for (job, outcome) in commit.jobs.into_iter().zip(commit.outcomes) {
-                answers.add(job.relay, job.reply, outcome);
+            for (relay, reply, outcome) in replies {
+                answers.add(relay, reply, outcome);
             }
         }
         answers.send();

@@ -140,9 +140,20 @@ async fn accepts_dedupes_and_reads_back_per_subscriber() {
     );
     assert_eq!(*for_pim[0].event, event("/s", "1"));
     assert_eq!(for_pim[0].accepted_at_ms, 1_000);
-    // Event 1 went to both: decoded once, for the first reader, and taken by the second.
+    // Event 1 went to both: the one event ingest built, kept in the tail, taken by each.
     assert!(std::sync::Arc::ptr_eq(&for_erp[0].event, &for_pim[0].event));
     assert_eq!(store.inner.shared.usage(), (0, 0));
+    // Read again (a dispatcher started over from its cursor): the tail let event 1 go once
+    // both had it, so it comes from the log, the same event.
+    let (again, next) = store.events_for(erp, EventSeq(1), 10, 100).unwrap();
+    assert_eq!(
+        again.iter().map(|stored| stored.seq).collect::<Vec<_>>(),
+        [EventSeq(1)]
+    );
+    assert_eq!(next, EventSeq(5));
+    assert_eq!(*again[0].event, event("/s", "1"));
+    assert_eq!(again[0].accepted_at_ms, 1_000);
+    assert!(!std::sync::Arc::ptr_eq(&again[0].event, &for_erp[0].event));
 }
 
 #[tokio::test]
