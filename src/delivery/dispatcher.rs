@@ -422,12 +422,10 @@ impl Dispatcher {
             .filter(|_| self.order.is_none());
         let per_job = batch.map_or(1, |batch| batch.max_events);
         if self.in_flight() < limit {
-            let due = store.due_retries(
-                id,
-                store::now_ms(),
-                (limit - self.in_flight()) * per_job,
-                |seq| self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq),
-            )?;
+            let due =
+                store.due_retries(id, now_ms, (limit - self.in_flight()) * per_job, |seq| {
+                    self.retries_in_flight.contains(&seq) || self.fresh_in_flight.contains(&seq)
+                })?;
             // A failed batch's members share one retry state: they go again together.
             let mut groups: Vec<Vec<Job>> = Vec::new();
             for retry in due {

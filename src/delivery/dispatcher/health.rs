@@ -192,7 +192,9 @@ impl Dispatcher {
     /// Tells the circuit breaker an outcome, and keeps the failing streak that `disable_after`
     /// measures.
     pub(super) fn observe(&mut self, outcome: &Outcome, probe: bool) {
-        let now_ms = store::now_ms();
+        // Read only when needed: a success without a breaker, the common case, needs no clock.
+        let clock = std::cell::OnceCell::new();
+        let now_ms = || *clock.get_or_init(store::now_ms);
         // While half-open, only the probe's outcome decides; attempts that started before the
         // circuit opened and end now say nothing about the probe.
         let stale = !probe
@@ -205,7 +207,7 @@ impl Dispatcher {
         if let Some(breaker) = self.breaker.as_mut().filter(|_| !stale) {
             // Only failures that speak of the endpoint's health count.
             let failed = matches!(outcome, Outcome::Retryable { .. });
-            if let Some(transition) = breaker.record(now_ms, failed) {
+            if let Some(transition) = breaker.record(now_ms(), failed) {
                 announce(&self.context, transition, breaker.state());
             }
         }
@@ -226,17 +228,17 @@ impl Dispatcher {
             let since = if since == 0 {
                 control
                     .failing_since_ms
-                    .store(now_ms, std::sync::atomic::Ordering::Relaxed);
-                if let Err(error) = context.store.set_failing_since(context.id, Some(now_ms)) {
+                    .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+                if let Err(error) = context.store.set_failing_since(context.id, Some(now_ms())) {
                     tracing::error!(subscriber = %control.name, error = %error, "Cannot record when the subscriber started failing.");
                 }
-                now_ms
+                now_ms()
             } else {
                 since
             };
             match control.config().disable_after {
                 Some(limit)
-                    if now_ms.saturating_sub(since) >= store::millis(limit)
+                    if now_ms().saturating_sub(since) >= store::millis(limit)
                         && control.disabled().is_none() =>
                 {
                     let reason = format!(
