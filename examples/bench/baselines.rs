@@ -94,21 +94,46 @@ pub fn run_b3(url: &str, seconds: f64, connections: usize, size: usize) {
         })
         .unwrap();
         let url = url::Url::parse(url).unwrap();
-        let body = bytes::Bytes::from(vec![b'x'; size]);
+        let as_delivery = std::env::var_os("FANOUT_B3_AS_DELIVERY").is_some();
+        // What a binary-mode delivery of the benchmark's event carries: its `ce-` headers and
+        // content type, and its data as the body, encoded by fanout's own code.
+        let message = as_delivery.then(|| {
+            let text = crate::load::event_body("b3", size, crate::receiver::now_ns());
+            let event = fanout::ingress::structured::parse_one(text.as_bytes()).unwrap();
+            fanout::delivery::request::encode(&event, fanout::config::Mode::Binary, &[]).unwrap()
+        });
+        let body = match &message {
+            Some(message) => message.body.clone(),
+            None => bytes::Bytes::from(vec![b'x'; size]),
+        };
         let duration = Duration::from_secs_f64(seconds);
         let started = Instant::now();
         let cpu_at_start = crate::router::cpu_of(std::process::id()).unwrap_or_default();
         let mut tasks = Vec::new();
         for worker in 0..connections {
             let (sender, url, body) = (sender.clone(), url.clone(), body.clone());
+            let template = message.as_ref().map(|message| message.headers.clone());
             tasks.push(tokio::spawn(async move {
                 let secrets = [fanout::config::Secret::parse(crate::receiver::SECRET).unwrap()];
                 let mut count = 0u64;
                 while started.elapsed() < duration {
                     let id = format!("b3-{worker}-{count}");
-                    let headers =
-                        fanout::delivery::request::webhook_headers(&secrets, &id, 1, &body)
+                    let headers = match &template {
+                        Some(template) => {
+                            let mut headers = template.clone();
+                            fanout::delivery::request::sign_into(
+                                &mut headers,
+                                &secrets,
+                                &id,
+                                1,
+                                &body,
+                            )
                             .unwrap();
+                            headers
+                        }
+                        None => fanout::delivery::request::webhook_headers(&secrets, &id, 1, &body)
+                            .unwrap(),
+                    };
                     if let Ok(response) = sender
                         .post(url.clone(), headers, body.clone(), Duration::from_secs(10))
                         .await
