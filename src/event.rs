@@ -356,5 +356,20 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(&mut *out, text).unwrap_or_default();
 }
 
+/// A minimal valid event (source `/s`, type `t`, no data) with this id, for tests.
+#[cfg(test)]
+pub(crate) fn minimal(id: &str) -> Event {
+    let attributes = [
+        ("specversion", "1.0"),
+        ("id", id),
+        ("source", "/s"),
+        ("type", "t"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
+    .collect();
+    Event::from_attributes(attributes, None).expect("a valid event")
+}
+
 #[cfg(test)]
 mod tests;

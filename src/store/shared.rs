@@ -125,19 +125,9 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::AttrValue;
 
     fn event(id: &str) -> Event {
-        let attributes = [
-            ("specversion", "1.0"),
-            ("id", id),
-            ("source", "/s"),
-            ("type", "t"),
-        ]
-        .iter()
-        .map(|(name, value)| (name.to_string(), AttrValue::String(value.to_string())))
-        .collect();
-        Event::from_attributes(attributes, None).unwrap()
+        crate::event::minimal(id)
     }
 
     fn take(shared: &Shared, seq: u64, subscribers: usize, decodes: &mut usize) -> Arc<Event> {
