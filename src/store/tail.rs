@@ -91,7 +91,15 @@ impl Tail {
                 inner.bytes = 0;
                 inner.first = seq;
             }
-            let bytes = 2 * committed.record_len + ENTRY_OVERHEAD;
+            // An event no subscriber will take is let go at once.
+            let remaining = committed.subscribers.len();
+            let (event, bytes) = match remaining {
+                0 => (None, LET_GO_BYTES),
+                _ => (
+                    Some(Arc::new(committed.event)),
+                    2 * committed.record_len + ENTRY_OVERHEAD,
+                ),
+            };
             while !inner.entries.is_empty()
                 && (inner.bytes + bytes > self.budget || inner.entries.len() >= self.max_entries)
             {
@@ -99,11 +107,6 @@ impl Tail {
                 inner.bytes -= oldest.bytes;
                 inner.first += 1;
             }
-            let remaining = committed.subscribers.len();
-            let (event, bytes) = match remaining {
-                0 => (None, LET_GO_BYTES),
-                _ => (Some(Arc::new(committed.event)), bytes),
-            };
             inner.entries.push_back(Entry {
                 accepted_at_ms: committed.accepted_at_ms,
                 remaining,
