@@ -177,12 +177,19 @@ pub fn encode(
         .get_or_init(|| encode_event(event, mode))
         .as_ref()
         .map_err(Clone::clone)?;
-    // The subscriber's headers first, as they always came. A new map, not a clone of the shared
-    // one: a clone has no room left, and the attempt's own headers would grow it at once.
-    let mut headers = with_extra(extra, shared.headers.len() + 4)?;
-    for (name, value) in &shared.headers {
-        push(&mut headers, name.clone(), value.clone())?;
-    }
+    // Without extra headers (the usual case), a clone of the shared map: it copies the table as
+    // it is, where inserting each header again hashes its name and probes for its slot (about a
+    // thousand instructions per delivery at the benchmark's six). With them, the subscriber's
+    // headers first, as they always came.
+    let headers = if extra.is_empty() {
+        shared.headers.clone()
+    } else {
+        let mut headers = with_extra(extra, shared.headers.len() + 4)?;
+        for (name, value) in &shared.headers {
+            push(&mut headers, name.clone(), value.clone())?;
+        }
+        headers
+    };
     Ok(Message {
         headers,
         body: shared.body.clone(),
