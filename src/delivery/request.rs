@@ -380,6 +380,14 @@ mod tests {
             (header(&second, "x-a"), header(&second, "x-b")),
             (None, Some("2"))
         );
+        // Without extra headers a delivery's map is a copy: what one attempt adds to it is its own.
+        let mut plain = encode(&event, Mode::Binary, &[]).unwrap();
+        append(&mut plain.headers, headers::WEBHOOK_ID, "msg_1").unwrap();
+        let other = encode(&event, Mode::Binary, &[]).unwrap();
+        assert_eq!(header(&plain, headers::WEBHOOK_ID), Some("msg_1"));
+        assert_eq!(header(&other, headers::WEBHOOK_ID), None);
+        assert_eq!(header(&other, "ce-id"), Some("A%201"));
+        assert_eq!(plain.headers.len(), other.headers.len() + 1);
         // Each mode has its own; a changed copy of the event is encoded again.
         let structured = encode(&event, Mode::Structured, &[]).unwrap();
         assert_eq!(
