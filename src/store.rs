@@ -444,6 +444,17 @@ impl Store {
             if taken.held {
                 return Ok((found, taken.next));
             }
+            // Behind the tail: another subscriber's dispatcher may have read these records
+            // already, and left their decodings (with their subscriber lists) for the others.
+            let next = self.inner.shared.take_run(
+                subscriber,
+                (from, upto),
+                (limit, scan_limit),
+                &mut found,
+            );
+            if next > from {
+                return Ok((found, next));
+            }
         }
         let mut scanned = 0;
         self.scan_records(from, upto, limit.min(scan_limit), |seq, value| {

@@ -103,7 +103,11 @@ pub fn decode_event_with(
             .map_err(|error| StoreError::Corrupt(format!("event {seq}: {error}")))
     };
     let event = match shared {
-        Some(shared) => shared.get_or_decode(seq, bytes.len(), count, decode)?,
+        Some(shared) => {
+            shared.get_or_decode(seq, bytes.len(), (accepted_at_ms, count), decode, || {
+                Ok(event_subscribers(bytes)?.collect())
+            })?
+        }
         None => Arc::new(decode()?),
     };
     Ok(StoredEvent {

@@ -2,17 +2,21 @@
 //! would each decode it (strings, data and all); here the first one decodes it and the others
 //! take the same `Arc<Event>`.
 //!
-//! Only decodings are kept, never the truth: every read still finds the event's record first,
-//! so an event purged from the store is never served from here. An entry leaves when every
-//! subscriber of the event has taken it, or, oldest event first, when the entries exceed their
-//! budget of about 8 MiB or 8,192 events (a subscriber far behind the others decodes its events
-//! itself). Entries are ordered by seq (a B-tree: no hashing, and the oldest is the first).
+//! A dispatcher behind another one also takes its events from here without reading their records
+//! again ([`Shared::take_run`]): each entry keeps the event's subscriber list and acceptance time,
+//! which is all a read needs besides the decoding. That is served only for seqs at or past the
+//! log's start (the caller checks, as for the tail): the log's records there never change, and a
+//! purge never passes the lowest cursor. An entry leaves when every subscriber of the event has
+//! taken it, or, oldest event first, when the entries exceed their budget of about 8 MiB or 8,192
+//! events (a subscriber far behind the others reads and decodes its events itself). Entries are
+//! ordered by seq (a B-tree: no hashing, and the oldest is the first).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use super::records::StoredEvent;
 use crate::event::Event;
-use crate::ids::EventSeq;
+use crate::ids::{EventSeq, SubscriberId};
 
 /// At most this many bytes of decoded events are kept, counted as each record's length plus
 /// [`ENTRY_OVERHEAD`] (a decoded event is about its record's size, plus its strings' and the
@@ -26,6 +30,9 @@ const MAX_ENTRIES: usize = 8_192;
 
 struct Entry {
     event: Arc<Event>,
+    accepted_at_ms: u64,
+    /// The event's subscribers, so that a reader tells its own events from the others here.
+    subscribers: Box<[SubscriberId]>,
     /// Subscribers that have not taken it yet.
     remaining: usize,
     bytes: usize,
@@ -66,17 +73,19 @@ impl Shared {
         }
     }
 
-    /// The event of record `seq` (`bytes` long, for `subscribers` subscribers): the shared
-    /// decoding if there is one, otherwise `decode`'s, shared with the other subscribers.
+    /// The event of record `seq` (`bytes` long, accepted at `accepted_at_ms`, for `subscribers`
+    /// subscribers, listed by `list` when it is kept): the shared decoding if there is one,
+    /// otherwise `decode`'s, shared with the other subscribers.
     ///
     /// # Errors
-    /// `decode` failed.
+    /// `decode` or `list` failed.
     pub fn get_or_decode<E>(
         &self,
         seq: EventSeq,
         bytes: usize,
-        subscribers: usize,
+        (accepted_at_ms, subscribers): (u64, usize),
         decode: impl FnOnce() -> Result<Event, E>,
+        list: impl FnOnce() -> Result<Box<[SubscriberId]>, E>,
     ) -> Result<Arc<Event>, E> {
         if subscribers <= 1 {
             return decode().map(Arc::new);
@@ -90,6 +99,7 @@ impl Shared {
         if bytes > self.budget {
             return Ok(event);
         }
+        let list = list()?;
         let mut inner = self.inner.lock().expect("lock");
         if let Some(theirs) = inner.take(seq) {
             // Another dispatcher decoded it meanwhile: take theirs, as a hit does, so that
@@ -106,12 +116,52 @@ impl Shared {
             seq,
             Entry {
                 event: Arc::clone(&event),
+                accepted_at_ms,
+                subscribers: list,
                 remaining: subscribers - 1,
                 bytes,
             },
         );
         inner.bytes += bytes;
         Ok(event)
+    }
+
+    /// Takes for `subscriber` the events kept here from `from` on, in seq order, up to the
+    /// first seq that is not kept (or past `upto`, or `limit` events, or `scan_limit` seqs),
+    /// skipping those that are not its own; returns the next seq to read. Called only for seqs
+    /// at or past the log's start.
+    pub fn take_run(
+        &self,
+        subscriber: SubscriberId,
+        (from, upto): (EventSeq, EventSeq),
+        (limit, scan_limit): (usize, usize),
+        found: &mut Vec<StoredEvent>,
+    ) -> EventSeq {
+        let mut inner = self.inner.lock().expect("lock");
+        let mut next = from;
+        let mut scanned = 0;
+        while next <= upto && scanned < scan_limit && found.len() < limit {
+            let Some(entry) = inner.entries.get_mut(&next) else {
+                break;
+            };
+            if entry.subscribers.contains(&subscriber) {
+                found.push(StoredEvent {
+                    seq: next,
+                    accepted_at_ms: entry.accepted_at_ms,
+                    subscribers: Vec::new(),
+                    event: Arc::clone(&entry.event),
+                });
+                entry.remaining = entry.remaining.saturating_sub(1);
+                if entry.remaining == 0 {
+                    let bytes = entry.bytes;
+                    inner.entries.remove(&next);
+                    inner.bytes -= bytes;
+                }
+            }
+            scanned += 1;
+            next = EventSeq(next.0 + 1);
+        }
+        next
     }
 
     /// (entries, bytes counted against the budget) kept now.
@@ -130,12 +180,22 @@ mod tests {
         crate::event::minimal(id)
     }
 
+    fn list(subscribers: usize) -> Result<Box<[SubscriberId]>, ()> {
+        Ok((1..=subscribers as u32).map(SubscriberId).collect())
+    }
+
     fn take(shared: &Shared, seq: u64, subscribers: usize, decodes: &mut usize) -> Arc<Event> {
         shared
-            .get_or_decode(EventSeq(seq), 100, subscribers, || {
-                *decodes += 1;
-                Ok::<_, ()>(event(&seq.to_string()))
-            })
+            .get_or_decode(
+                EventSeq(seq),
+                100,
+                (seq * 10, subscribers),
+                || {
+                    *decodes += 1;
+                    Ok::<_, ()>(event(&seq.to_string()))
+                },
+                || list(subscribers),
+            )
             .unwrap()
     }
 
@@ -196,17 +256,83 @@ mod tests {
         // The second reader's whole read runs while the first reader decodes (a decode runs
         // outside the lock), so both miss; the second one leaves its decoding in the map.
         let first = shared
-            .get_or_decode(EventSeq(1), 100, 2, || {
-                let mut decodes = 0;
-                let other = take(&shared, 1, 2, &mut decodes);
-                assert_eq!(shared.usage().0, 1);
-                second = Some(Arc::clone(&other));
-                Ok::<_, ()>((*other).clone())
-            })
+            .get_or_decode(
+                EventSeq(1),
+                100,
+                (10, 2),
+                || {
+                    let mut decodes = 0;
+                    let other = take(&shared, 1, 2, &mut decodes);
+                    assert_eq!(shared.usage().0, 1);
+                    second = Some(Arc::clone(&other));
+                    Ok::<_, ()>((*other).clone())
+                },
+                || list(2),
+            )
             .unwrap();
         // The first reader took that entry instead of its own copy: nothing lingers.
         assert!(Arc::ptr_eq(&first, &second.unwrap()));
         assert_eq!(shared.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_reader_behind_takes_its_own_events_of_a_run_without_decoding() {
+        let shared = Shared::new(BUDGET_BYTES);
+        let mut decodes = 0;
+        // Seqs 1 to 3 kept for three subscribers, 4 not kept, 5 kept.
+        for seq in [1, 2, 3, 5] {
+            take(&shared, seq, 3, &mut decodes);
+        }
+        let mut found = Vec::new();
+        let next = shared.take_run(
+            SubscriberId(2),
+            (EventSeq(1), EventSeq(10)),
+            (10, 100),
+            &mut found,
+        );
+        // The run stops at 4, the first seq not kept: the log has it.
+        assert_eq!(next, EventSeq(4));
+        let seqs: Vec<_> = found.iter().map(|stored| stored.seq.0).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(
+            (found[0].event.id.as_str(), found[0].accepted_at_ms),
+            ("1", 10)
+        );
+        assert_eq!(decodes, 4);
+        // Not a subscriber of these: skipped, taken by no one, the entries stay.
+        let mut none = Vec::new();
+        let next = shared.take_run(
+            SubscriberId(7),
+            (EventSeq(1), EventSeq(10)),
+            (10, 100),
+            &mut none,
+        );
+        assert_eq!((next, none.len()), (EventSeq(4), 0));
+        assert_eq!(shared.usage().0, 4);
+        // The third subscriber takes them last: they are let go. The limits hold.
+        let mut last = Vec::new();
+        let next = shared.take_run(
+            SubscriberId(3),
+            (EventSeq(1), EventSeq(10)),
+            (2, 100),
+            &mut last,
+        );
+        assert_eq!((next, last.len()), (EventSeq(3), 2));
+        let next = shared.take_run(
+            SubscriberId(3),
+            (EventSeq(3), EventSeq(3)),
+            (10, 100),
+            &mut last,
+        );
+        assert_eq!((next, last.len()), (EventSeq(4), 3));
+        assert_eq!(shared.usage().0, 1, "only 5 is left");
+        let next = shared.take_run(
+            SubscriberId(3),
+            (EventSeq(5), EventSeq(9)),
+            (10, 0),
+            &mut last,
+        );
+        assert_eq!(next, EventSeq(5), "no seq may be looked at");
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //!
 //! Only what the log holds is kept, and the log's records at or past its start never change, so
 //! an entry is served only while its seq is at or past the log's start (the caller checks); a
-//! dispatcher behind the tail reads the log as before. Entries are dense in seq (a commit whose
-//! write failed leaves a gap, after which the tail starts again) and leave oldest first, when
-//! they exceed about [`BUDGET_BYTES`] or [`MAX_ENTRIES`].
+//! dispatcher behind the tail reads the log, or takes what another one read of it
+//! ([`super::shared`]). Entries are dense in seq (a commit whose write failed leaves a gap, after
+//! which the tail starts again) and leave oldest first, when they exceed about [`BUDGET_BYTES`]
+//! or [`MAX_ENTRIES`].
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

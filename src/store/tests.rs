@@ -720,3 +720,44 @@ async fn first_successes_are_kept_in_compact_groups() {
     assert_eq!(groups.len(), 1);
     assert!(groups[0].1.len() < 12_000, "{} bytes", groups[0].1.len());
 }
+
+#[tokio::test]
+async fn a_dispatcher_behind_takes_what_another_read_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (erp, pim);
+    {
+        let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+        let ids = store.register_subscribers(["erp", "pim"]).unwrap();
+        (erp, pim) = (ids["erp"], ids["pim"]);
+        store
+            .accept(
+                vec![
+                    new("/s", "1", &[erp.0, pim.0]),
+                    new("/s", "2", &[erp.0]),
+                    new("/s", "3", &[erp.0, pim.0]),
+                    new("/s", "4", &[pim.0]),
+                    new("/s", "5", &[erp.0, pim.0]),
+                ],
+                1_000,
+            )
+            .await
+            .unwrap();
+    }
+    // Reopened, so the tail is empty: the first reader reads the log, and leaves the events it
+    // shares with pim decoded for it.
+    let store = Store::open(dir.path(), &config(Durability::Strict)).unwrap();
+    let seqs = |found: &[StoredEvent]| found.iter().map(|stored| stored.seq.0).collect::<Vec<_>>();
+    let (for_erp, next) = store.events_for(erp, EventSeq(1), 10, 100).unwrap();
+    assert_eq!((seqs(&for_erp), next), (vec![1, 2, 3, 5], EventSeq(6)));
+    assert_eq!(store.inner.shared.usage().0, 3);
+    // pim takes 1 from there; 2 was never kept (erp's alone), so the log is read from there on.
+    let (first, next) = store.events_for(pim, EventSeq(1), 10, 100).unwrap();
+    assert_eq!((seqs(&first), next), (vec![1], EventSeq(2)));
+    assert!(std::sync::Arc::ptr_eq(&first[0].event, &for_erp[0].event));
+    assert_eq!(first[0].accepted_at_ms, 1_000);
+    let (rest, next) = store.events_for(pim, next, 10, 100).unwrap();
+    assert_eq!((seqs(&rest), next), (vec![3, 4, 5], EventSeq(6)));
+    assert!(std::sync::Arc::ptr_eq(&rest[0].event, &for_erp[2].event));
+    assert_eq!(*rest[1].event, event("/s", "4"));
+    assert_eq!(store.inner.shared.usage(), (0, 0));
+}
