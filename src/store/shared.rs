@@ -283,56 +283,37 @@ mod tests {
         for seq in [1, 2, 3, 5] {
             take(&shared, seq, 3, &mut decodes);
         }
-        let mut found = Vec::new();
-        let next = shared.take_run(
-            SubscriberId(2),
-            (EventSeq(1), EventSeq(10)),
-            (10, 100),
-            &mut found,
-        );
+        // (subscriber, from, upto, limit, scan limit) -> (next, seqs taken)
+        let run = |subscriber, from, upto, limit, scan_limit| {
+            let mut found = Vec::new();
+            let next = shared.take_run(
+                SubscriberId(subscriber),
+                (EventSeq(from), EventSeq(upto)),
+                (limit, scan_limit),
+                &mut found,
+            );
+            let taken: Vec<_> = found.iter().map(|stored| stored.seq.0).collect();
+            (next.0, taken, found)
+        };
         // The run stops at 4, the first seq not kept: the log has it.
-        assert_eq!(next, EventSeq(4));
-        let seqs: Vec<_> = found.iter().map(|stored| stored.seq.0).collect();
-        assert_eq!(seqs, [1, 2, 3]);
+        let (next, taken, found) = run(2, 1, 10, 10, 100);
+        assert_eq!((next, taken), (4, vec![1, 2, 3]));
         assert_eq!(
             (found[0].event.id.as_str(), found[0].accepted_at_ms),
             ("1", 10)
         );
         assert_eq!(decodes, 4);
         // Not a subscriber of these: skipped, taken by no one, the entries stay.
-        let mut none = Vec::new();
-        let next = shared.take_run(
-            SubscriberId(7),
-            (EventSeq(1), EventSeq(10)),
-            (10, 100),
-            &mut none,
-        );
-        assert_eq!((next, none.len()), (EventSeq(4), 0));
+        let (next, taken, _) = run(7, 1, 10, 10, 100);
+        assert_eq!((next, taken), (4, vec![]));
         assert_eq!(shared.usage().0, 4);
         // The third subscriber takes them last: they are let go. The limits hold.
-        let mut last = Vec::new();
-        let next = shared.take_run(
-            SubscriberId(3),
-            (EventSeq(1), EventSeq(10)),
-            (2, 100),
-            &mut last,
-        );
-        assert_eq!((next, last.len()), (EventSeq(3), 2));
-        let next = shared.take_run(
-            SubscriberId(3),
-            (EventSeq(3), EventSeq(3)),
-            (10, 100),
-            &mut last,
-        );
-        assert_eq!((next, last.len()), (EventSeq(4), 3));
+        let (next, taken, _) = run(3, 1, 10, 2, 100);
+        assert_eq!((next, taken), (3, vec![1, 2]), "two events at most");
+        let (next, taken, _) = run(3, 3, 3, 10, 100);
+        assert_eq!((next, taken), (4, vec![3]), "not past upto");
         assert_eq!(shared.usage().0, 1, "only 5 is left");
-        let next = shared.take_run(
-            SubscriberId(3),
-            (EventSeq(5), EventSeq(9)),
-            (10, 0),
-            &mut last,
-        );
-        assert_eq!(next, EventSeq(5), "no seq may be looked at");
+        assert_eq!(run(3, 5, 9, 10, 0).0, 5, "no seq may be looked at");
     }
 
     #[test]
