@@ -137,6 +137,10 @@ impl Shared {
         (limit, scan_limit): (usize, usize),
         found: &mut Vec<StoredEvent>,
     ) -> EventSeq {
+        // Room first: the other readers wait for the lock while this one runs.
+        let span =
+            usize::try_from(upto.0.saturating_add(1).saturating_sub(from.0)).unwrap_or(usize::MAX);
+        found.reserve(limit.min(scan_limit).min(span).saturating_sub(found.len()));
         let mut inner = self.inner.lock().expect("lock");
         let mut next = from;
         let mut scanned = 0;
