@@ -145,22 +145,18 @@ impl Shared {
         let mut next = from;
         let mut scanned = 0;
         while next <= upto && scanned < scan_limit && found.len() < limit {
-            let Some(entry) = inner.entries.get_mut(&next) else {
+            let Some(entry) = inner.entries.get(&next) else {
                 break;
             };
             if entry.subscribers.contains(&subscriber) {
+                let accepted_at_ms = entry.accepted_at_ms;
+                let event = inner.take(next).expect("the entry just looked at");
                 found.push(StoredEvent {
                     seq: next,
-                    accepted_at_ms: entry.accepted_at_ms,
+                    accepted_at_ms,
                     subscribers: Vec::new(),
-                    event: Arc::clone(&entry.event),
+                    event,
                 });
-                entry.remaining = entry.remaining.saturating_sub(1);
-                if entry.remaining == 0 {
-                    let bytes = entry.bytes;
-                    inner.entries.remove(&next);
-                    inner.bytes -= bytes;
-                }
             }
             scanned += 1;
             next = EventSeq(next.0 + 1);
