@@ -72,6 +72,7 @@ pub fn serve_b2() -> std::io::Result<()> {
             )
         })
         .workers(1)
+        .keep_alive(crate::SERVER_KEEP_ALIVE)
         .listen(listener)?
         .run()
         .await

@@ -16,7 +16,7 @@ mod receiver;
 mod report;
 mod router;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,18 @@ const TARGET_CASE: (usize, usize) = (1, 1024);
 const TARGET_HALF_RATE: f64 = 12_500.0;
 /// Below the router's keep-alive and request-head timeouts (5 s each), with margin.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The ack-latency open loops' own client keeps its connections this long: all of them, for the
+/// whole loop, as wrk2 keeps its fixed set. With [`POOL_IDLE_TIMEOUT`] the pool (which hands out
+/// the most recently used connection first) closed most of the 512 opened before the clock
+/// started after 2 s, so that a hiccup later in the loop had to open new ones while it caught up
+/// (traced on 2026-12-07: the new connections came in the stalls, and the router's CPU was not
+/// full). The router and B2 keep an idle connection for [`SERVER_KEEP_ALIVE`], longer than this.
+const OPEN_LOOP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The router's (`server.keep_alive`) and B2's keep-alive: longer than any client's idle timeout
+/// here, so that the client always closes an idle connection first.
+pub const SERVER_KEEP_ALIVE: Duration = Duration::from_secs(120);
 
 /// The router's allocator (`src/main.rs`), so that B2 and B3, which run in this binary, are the
 /// ceilings of the same code the router runs: with glibc's malloc B3 made about 6 % fewer
@@ -95,8 +107,71 @@ struct Args {
 }
 
 /// CPUs: the router (and B2, B3) on one, the load generator and receiver on the other.
+/// The router's CPU (B2's and B3's too) unless the disk's interrupts go to another one, and the
+/// load generator's and receiver's. `FANOUT_BENCH_ROUTER_CPU` chooses the router's.
 const ROUTER_CPU: usize = 0;
-const LOAD_CPU: usize = 1;
+const ROUTER_CPU_ENV: &str = "FANOUT_BENCH_ROUTER_CPU";
+/// Why the router runs where it does, handed down with [`ROUTER_CPU_ENV`] for the report.
+const ROUTER_CPU_WHY_ENV: &str = "FANOUT_BENCH_ROUTER_CPU_WHY";
+
+/// The router's CPU, as the unpinned process chose it (and handed it down), and the load's.
+fn cpus_for_router() -> (usize, usize) {
+    let router = std::env::var(ROUTER_CPU_ENV)
+        .ok()
+        .and_then(|cpu| cpu.parse().ok())
+        .unwrap_or(ROUTER_CPU);
+    (router, usize::from(router == 0))
+}
+
+/// The CPU that takes the interrupts of the disk under `dir`, if one clearly does: found by
+/// syncing a small file 100 times and seeing which CPU's device interrupts grew. The router goes
+/// there, so that the completions of its own `fdatasync`s (interrupt, softirq, waking the
+/// commit thread) are its CPU's work and not the load generator's: with the router on the other
+/// CPU, the open loops of 2026-12-07 had four times the stalls (BENCHMARKS.md).
+fn disk_interrupt_cpu(dir: &Path, cpus: usize) -> Option<usize> {
+    use std::io::Write as _;
+    let before = device_interrupts(cpus)?;
+    let path = dir.join(format!("fanout-bench-irq-probe-{}", std::process::id()));
+    let probe = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&path)?;
+        for _ in 0..100 {
+            file.write_all(&[0u8; 512])?;
+            file.sync_data()?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    probe.ok()?;
+    let after = device_interrupts(cpus)?;
+    let grown: Vec<u64> = after
+        .iter()
+        .zip(&before)
+        .map(|(after, before)| after.saturating_sub(*before))
+        .collect();
+    let (cpu, most) = grown.iter().enumerate().max_by_key(|(_, count)| **count)?;
+    let rest = grown.iter().sum::<u64>() - most;
+    (*most >= 50 && *most > 4 * rest).then_some(cpu)
+}
+
+/// Per CPU, the sum of `/proc/interrupts`' numbered lines (devices; not the timer's and the
+/// inter-processor lines, which are named).
+fn device_interrupts(cpus: usize) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let mut sums = vec![0u64; cpus];
+    for line in text.lines().skip(1) {
+        let Some((irq, counts)) = line.trim_start().split_once(':') else {
+            continue;
+        };
+        if irq.is_empty() || !irq.bytes().all(|byte| byte.is_ascii_digit()) {
+            continue;
+        }
+        for (sum, count) in sums.iter_mut().zip(counts.split_whitespace()) {
+            *sum += count.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Some(sums)
+}
+
 const PINNED_ENV: &str = "FANOUT_BENCH_PINNED";
 /// How long B2 is loaded before its latency is measured, as the router is by its closed loop.
 const B2_WARM_UP: Duration = Duration::from_millis(500);
@@ -127,15 +202,32 @@ fn main() -> anyhow::Result<()> {
             build_router()?;
         }
         let exe = std::env::current_exe()?.with_file_name("bench");
-        let mut command = router::pinned(&exe, (cpus >= 2).then_some(LOAD_CPU));
+        let (router_cpu, why) = match std::env::var(ROUTER_CPU_ENV) {
+            Ok(cpu) => (
+                cpu.parse()
+                    .context("FANOUT_BENCH_ROUTER_CPU is a CPU number")?,
+                "chosen with FANOUT_BENCH_ROUTER_CPU",
+            ),
+            Err(_) => match (cpus == 2)
+                .then(|| disk_interrupt_cpu(&std::env::temp_dir(), cpus))
+                .flatten()
+            {
+                Some(cpu) => (cpu, "the CPU that takes the disk's interrupts"),
+                None => (ROUTER_CPU, "no CPU takes most of the disk's interrupts"),
+            },
+        };
+        let load_cpu = usize::from(router_cpu == 0);
+        let mut command = router::pinned(&exe, (cpus >= 2).then_some(load_cpu));
         let status = command
             .args(std::env::args_os().skip(1))
             .env(PINNED_ENV, cpus.to_string())
+            .env(ROUTER_CPU_ENV, router_cpu.to_string())
+            .env(ROUTER_CPU_WHY_ENV, why)
             .status()
             .context("taskset (util-linux) is needed to pin the benchmark")?;
         std::process::exit(status.code().unwrap_or(1));
     }
-    let pinned = (cpus >= 2).then_some(ROUTER_CPU);
+    let pinned = (cpus >= 2).then_some(cpus_for_router().0);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -146,7 +238,29 @@ fn main() -> anyhow::Result<()> {
 /// `cargo run --example` builds the example, not the binary it drives.
 fn build_router() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
+    let mut command = std::process::Command::new(cargo);
+    // What `cargo run` sets for the program it runs describes this package, not the build: ring's
+    // build script reruns when CARGO_MANIFEST_DIR changes, so with it inherited, this build and
+    // `cargo run`'s own rebuilt ring and all above it (rustls, reqwest, actix-web, fanout) in
+    // turn, about two minutes each time.
+    for (name, _) in std::env::vars_os() {
+        let run_var = name.to_str().is_some_and(|name| {
+            name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "OUT_DIR"
+                )
+        });
+        if run_var {
+            command.env_remove(name);
+        }
+    }
+    let status = command
         // With the example in the same build, features unify as in `cargo run --example bench`
         // and neither build invalidates the other.
         .args([
@@ -223,7 +337,9 @@ async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     }
     bench.report.note(match cpu {
         Some(cpu) => format!(
-            "fanout, B2 and B3 ran pinned to CPU {cpu}; the load generator and the receiver to CPU {LOAD_CPU}."
+            "fanout, B2 and B3 ran pinned to CPU {cpu} ({}); the load generator and the receiver to CPU {}.",
+            std::env::var(ROUTER_CPU_WHY_ENV).unwrap_or_default(),
+            cpus_for_router().1
         ),
         None => "One CPU: nothing was pinned.".to_owned(),
     });
@@ -263,11 +379,27 @@ impl Bench {
     }
 
     fn load_batched(&self, url: &str, size: usize, batch: usize) -> Arc<Load> {
+        self.load_on(self.client.clone(), url, size, batch)
+    }
+
+    /// A load for an ack-latency open loop, on a client of its own that keeps every connection
+    /// for the whole loop ([`OPEN_LOOP_IDLE_TIMEOUT`]); dropped with the load.
+    fn open_loop_load(&self, url: &str, size: usize) -> anyhow::Result<Arc<Load>> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(OPEN_LOOP_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .timeout(LOAD_REQUEST_TIMEOUT)
+            .build()?;
+        Ok(self.load_on(client, url, size, 1))
+    }
+
+    fn load_on(&self, client: reqwest::Client, url: &str, size: usize, batch: usize) -> Arc<Load> {
         let run = self
             .run_counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Load {
-            client: self.client.clone(),
+            client,
             url: url.to_owned(),
             size,
             batch,
@@ -378,15 +510,16 @@ impl Bench {
         Ok(result.rate())
     }
 
-    /// An ack-latency open loop of `load` at `rate`, its connections opened first, then B2 at
-    /// the same rate: the loop's result, the events accepted while opening the connections, and
-    /// B2's p99.
+    /// An ack-latency open loop at `rate` to the router at `url` (new event ids, on a client of
+    /// its own), its connections opened first, then B2 at the same rate: the loop's result, the
+    /// events accepted while opening the connections, and B2's p99.
     async fn ack_loop(
         &self,
-        load: &Arc<Load>,
+        url: &str,
         rate: f64,
         size: usize,
     ) -> anyhow::Result<(load::LoadResult, u64, f64)> {
+        let load = self.open_loop_load(url, size)?;
         let warm = load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
         let open = load.open_loop(rate, self.args.duration).await;
         let b2 = self.b2_open_p99(rate, size).await?;
@@ -397,13 +530,14 @@ impl Bench {
     /// alone cost, so that fanout's p99 can be read against it.
     async fn b2_open_p99(&self, rate: f64, size: usize) -> anyhow::Result<f64> {
         let (mut child, url) = self.spawn_b2()?;
-        let load = self.load(&url, size);
         // The router's open loop follows its closed loop; B2's follows a short one too (without
         // it, B2's open loop had started with a 40-100 ms stall in some runs, measured with
         // FANOUT_BENCH_STALLS). Then, as for the router, the open loop's whole set of
-        // connections is opened before its clock starts.
-        load.closed_loop(self.args.connections, B2_WARM_UP, None, None)
+        // connections is opened before its clock starts, on a client that keeps them.
+        self.load(&url, size)
+            .closed_loop(self.args.connections, B2_WARM_UP, None, None)
             .await;
+        let load = self.open_loop_load(&url, size)?;
         load.open_connections(OPEN_LOOP_CONNECTIONS).await?;
         let result = load.open_loop(rate, self.args.duration).await;
         let _ = child.kill();
@@ -497,16 +631,18 @@ impl Bench {
                     .await;
                 rates.push(closed.rate());
                 p99_full.push(closed.ack_ms(0.99));
-                let (open, warm, b2) = self.ack_loop(&load, closed.rate() * 0.5, size).await?;
+                let (open, warm, b2) = self
+                    .ack_loop(&router.url, closed.rate() * 0.5, size)
+                    .await?;
                 p99_half.push(open.ack_ms(0.99));
                 b2_p99.push(b2);
                 let mut accepted = closed.accepted + warm + open.accepted;
                 let mut failures = vec![closed, open];
                 if (fanout, size) == TARGET_CASE {
-                    // The target's own reading of "half that rate": half of 25,000/s. A load
-                    // of its own: new event ids (the same ones would be answered as duplicates).
-                    let load = self.load(&router.url, size);
-                    let (open, warm, b2) = self.ack_loop(&load, TARGET_HALF_RATE, size).await?;
+                    // The target's own reading of "half that rate": half of 25,000/s (new event
+                    // ids: the same ones would be answered as duplicates).
+                    let (open, warm, b2) =
+                        self.ack_loop(&router.url, TARGET_HALF_RATE, size).await?;
                     at_target.push(open.ack_ms(0.99));
                     b2_at_target.push(b2);
                     accepted += warm + open.accepted;
