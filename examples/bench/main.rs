@@ -288,21 +288,26 @@ struct Bench {
     run_counter: std::sync::atomic::AtomicU64,
 }
 
+/// The load generator's HTTP client, dropping a pooled connection after `idle`.
+fn load_client(idle: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(idle)
+        .tcp_nodelay(true)
+        .timeout(LOAD_REQUEST_TIMEOUT)
+        .build()
+}
+
 async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A request never waits longer than LOAD_REQUEST_TIMEOUT: a run that cannot go on fails with
     // the first failure's reason instead of waiting for ever.
     // A pooled connection is dropped after POOL_IDLE_TIMEOUT idle, before the router's own timers
-    // (5 s keep-alive, 5 s for a first request head) close it: otherwise a connection the pool
+    // (5 s for a first request head, SERVER_KEEP_ALIVE idle) close it: otherwise a connection the pool
     // opened but did not use, or left idle between phases, is taken just as the router answers it
     // 408 or closes it, and the request fails (the usual race of a client idle timeout longer
     // than the server's).
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tcp_nodelay(true)
-        .timeout(LOAD_REQUEST_TIMEOUT)
-        .build()?;
+    let client = load_client(POOL_IDLE_TIMEOUT)?;
     let all = args.all || args.scenarios.is_empty();
     let wants = |name: &str| all || args.scenarios.iter().any(|scenario| scenario == name);
     let mut bench = Bench {
@@ -385,13 +390,7 @@ impl Bench {
     /// A load for an ack-latency open loop, on a client of its own that keeps every connection
     /// for the whole loop ([`OPEN_LOOP_IDLE_TIMEOUT`]); dropped with the load.
     fn open_loop_load(&self, url: &str, size: usize) -> anyhow::Result<Arc<Load>> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(OPEN_LOOP_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .timeout(LOAD_REQUEST_TIMEOUT)
-            .build()?;
-        Ok(self.load_on(client, url, size, 1))
+        Ok(self.load_on(load_client(OPEN_LOOP_IDLE_TIMEOUT)?, url, size, 1))
     }
 
     fn load_on(&self, client: reqwest::Client, url: &str, size: usize, batch: usize) -> Arc<Load> {
