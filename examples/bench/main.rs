@@ -36,7 +36,8 @@ const LOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// of "p99 ack <= 5 ms at half that rate".
 const TARGET_CASE: (usize, usize) = (1, 1024);
 const TARGET_HALF_RATE: f64 = 12_500.0;
-/// Below the router's keep-alive and request-head timeouts (5 s each), with margin.
+/// Below the router's request-head timeout (5 s) and keep-alive ([`SERVER_KEEP_ALIVE`]), with
+/// margin.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The ack-latency open loops' own client keeps its connections this long: all of them, for the
@@ -106,9 +107,9 @@ struct Args {
     b3: Option<String>,
 }
 
-/// CPUs: the router (and B2, B3) on one, the load generator and receiver on the other.
-/// The router's CPU (B2's and B3's too) unless the disk's interrupts go to another one, and the
-/// load generator's and receiver's. `FANOUT_BENCH_ROUTER_CPU` chooses the router's.
+/// CPUs: the router (and B2, B3) on one, the load generator and receiver on the other. The
+/// router's is this one unless the disk's interrupts go to another ([`disk_interrupt_cpu`]);
+/// `FANOUT_BENCH_ROUTER_CPU` chooses it.
 const ROUTER_CPU: usize = 0;
 const ROUTER_CPU_ENV: &str = "FANOUT_BENCH_ROUTER_CPU";
 /// Why the router runs where it does, handed down with [`ROUTER_CPU_ENV`] for the report.
@@ -216,6 +217,9 @@ fn main() -> anyhow::Result<()> {
                 None => (ROUTER_CPU, "no CPU takes most of the disk's interrupts"),
             },
         };
+        if cpus >= 2 && router_cpu >= cpus {
+            bail!("FANOUT_BENCH_ROUTER_CPU is {router_cpu}, but this machine has {cpus} CPUs");
+        }
         let load_cpu = usize::from(router_cpu == 0);
         let mut command = router::pinned(&exe, (cpus >= 2).then_some(load_cpu));
         let status = command
@@ -302,11 +306,11 @@ async fn run(args: Args, cpu: Option<usize>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A request never waits longer than LOAD_REQUEST_TIMEOUT: a run that cannot go on fails with
     // the first failure's reason instead of waiting for ever.
-    // A pooled connection is dropped after POOL_IDLE_TIMEOUT idle, before the router's own timers
-    // (5 s for a first request head, SERVER_KEEP_ALIVE idle) close it: otherwise a connection the pool
-    // opened but did not use, or left idle between phases, is taken just as the router answers it
-    // 408 or closes it, and the request fails (the usual race of a client idle timeout longer
-    // than the server's).
+    // A pooled connection is dropped after POOL_IDLE_TIMEOUT idle, before the router's own
+    // timers (5 s for a first request head, SERVER_KEEP_ALIVE idle) close it: otherwise a
+    // connection the pool opened but did not use, or left idle between phases, is taken just as
+    // the router answers it 408 or closes it, and the request fails (the usual race of a client
+    // idle timeout longer than the server's).
     let client = load_client(POOL_IDLE_TIMEOUT)?;
     let all = args.all || args.scenarios.is_empty();
     let wants = |name: &str| all || args.scenarios.iter().any(|scenario| scenario == name);
