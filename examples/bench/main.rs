@@ -121,7 +121,12 @@ fn cpus_for_router() -> (usize, usize) {
         .ok()
         .and_then(|cpu| cpu.parse().ok())
         .unwrap_or(ROUTER_CPU);
-    (router, usize::from(router == 0))
+    (router, load_cpu(router))
+}
+
+/// The load generator's and receiver's CPU: the other one of the first two.
+fn load_cpu(router: usize) -> usize {
+    usize::from(router == 0)
 }
 
 /// The CPU that takes the interrupts of the disk under `dir`, if one clearly does: found by
@@ -220,8 +225,7 @@ fn main() -> anyhow::Result<()> {
         if cpus >= 2 && router_cpu >= cpus {
             bail!("FANOUT_BENCH_ROUTER_CPU is {router_cpu}, but this machine has {cpus} CPUs");
         }
-        let load_cpu = usize::from(router_cpu == 0);
-        let mut command = router::pinned(&exe, (cpus >= 2).then_some(load_cpu));
+        let mut command = router::pinned(&exe, (cpus >= 2).then_some(load_cpu(router_cpu)));
         let status = command
             .args(std::env::args_os().skip(1))
             .env(PINNED_ENV, cpus.to_string())
