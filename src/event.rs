@@ -123,6 +123,8 @@ impl Event {
     ) -> Result<Event, Vec<AttributeError>> {
         let mut errors = Vec::new();
         let mut known: [Option<String>; 8] = Default::default();
+        // Given but not a string: already reported, so not reported missing as well.
+        let mut mistyped = [false; 8];
         let mut extensions: Vec<(String, AttrValue)> = Vec::new();
 
         for (name, value) in attributes {
@@ -134,6 +136,7 @@ impl Event {
                 Some(index) => {
                     let AttrValue::String(text) = value else {
                         errors.push(AttributeError::new(&name, "must be a string"));
+                        mistyped[index] = true;
                         continue;
                     };
                     if known[index].is_some() {
@@ -164,8 +167,13 @@ impl Event {
         }
 
         let [id, source, specversion, ty, datacontenttype, dataschema, subject, time] = known;
-        for (name, value) in REQUIRED.iter().zip([&id, &source, &specversion, &ty]) {
+        for ((name, value), mistyped) in REQUIRED
+            .iter()
+            .zip([&id, &source, &specversion, &ty])
+            .zip(mistyped)
+        {
             match value {
+                None if mistyped => {}
                 None => errors.push(AttributeError::new(*name, "is required")),
                 Some(text) if text.is_empty() => {
                     errors.push(AttributeError::new(*name, "must not be empty"))

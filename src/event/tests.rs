@@ -71,6 +71,20 @@ fn rejects_what_the_core_spec_forbids() {
 }
 
 #[test]
+fn a_required_attribute_of_the_wrong_type_is_named_once() {
+    let mut attributes = base();
+    attributes.retain(|(name, _)| name != "id");
+    attributes.push(("id".into(), AttrValue::Integer(1)));
+    let errors = Event::from_attributes(attributes, None).unwrap_err();
+    let about_id: Vec<&str> = errors
+        .iter()
+        .filter(|error| error.attribute == "id")
+        .map(|error| error.detail.as_str())
+        .collect();
+    assert_eq!(about_id, ["must be a string"]);
+}
+
+#[test]
 fn reports_every_problem_at_once() {
     let errors = Event::from_attributes(vec![("time".into(), string("soon"))], None).unwrap_err();
     let named: Vec<&str> = errors
