@@ -179,6 +179,10 @@ fn device_interrupts(cpus: usize) -> Option<Vec<u64>> {
 }
 
 const PINNED_ENV: &str = "FANOUT_BENCH_PINNED";
+
+/// Sets the fan-out-1 maximum the end-to-end latency rates are taken from, instead of the
+/// measured one: for comparing two builds at the same rates.
+const E2E_MAX_ENV: &str = "FANOUT_BENCH_E2E_MAX";
 /// How long B2 is loaded before its latency is measured, as the router is by its closed loop.
 const B2_WARM_UP: Duration = Duration::from_millis(500);
 
@@ -803,7 +807,13 @@ impl Bench {
                 self.report.deliveries(fanout, batch, &runs_of);
             }
         }
-        // The latency runs are set by the fan-out-1 maximum (not measured: no latency runs).
+        // The latency runs are set by the fan-out-1 maximum (not measured: no latency runs), or
+        // by `FANOUT_BENCH_E2E_MAX`, so that two builds compared are loaded alike.
+        if let Ok(fixed) = std::env::var(E2E_MAX_ENV) {
+            max_fanout1 = fixed
+                .parse()
+                .with_context(|| format!("{E2E_MAX_ENV} is a rate in events/s"))?;
+        }
         if report && max_fanout1 > 0.0 {
             for percent in [25u32, 50, 75] {
                 println!("== end-to-end latency at {percent} % of max");
