@@ -119,6 +119,9 @@ pub struct StorageConfig {
     /// attempts. Nothing acknowledged depends on it; a longer period means fewer of sled's
     /// fsyncs for an acknowledgement's `fdatasync` to queue behind.
     pub state_flush_interval: Duration,
+    /// Under `strict`, how long a commit that would carry few requests waits for more while they
+    /// arrive together (`Duration::ZERO`: never); see `store::committer`.
+    pub commit_delay: Duration,
     /// Ingest answers 503 once the store takes this many bytes on disk (`None`: no ceiling).
     pub max_size: Option<u64>,
 }

@@ -207,6 +207,7 @@ impl Store {
                 .flush_interval
                 .max(std::time::Duration::from_millis(1)),
             dedupe_window_ms: millis(config.dedupe_window),
+            commit_delay: config.commit_delay,
             committed: committed_tx,
             tail: Arc::clone(&tail),
         };

@@ -31,6 +31,10 @@ pub mod defaults {
     pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
     pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
     pub const STATE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// How long a small commit waits for more requests while they arrive together.
+    pub const COMMIT_DELAY: Duration = Duration::from_micros(100);
+    /// The longest `storage.commit_delay` accepted: every acknowledgement may wait for it.
+    pub const MAX_COMMIT_DELAY: Duration = Duration::from_millis(10);
     /// The backlog ceiling: ingest answers 503 past this store size.
     pub const MAX_STORE_SIZE: u64 = 10 * 1024 * 1024 * 1024;
     pub const TIMEOUT: Duration = Duration::from_secs(15);
@@ -135,6 +139,7 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
             .storage
             .state_flush_interval
             .unwrap_or(defaults::STATE_FLUSH_INTERVAL),
+        commit_delay: raw.storage.commit_delay.unwrap_or(defaults::COMMIT_DELAY),
         max_size: Some(raw.storage.max_size.unwrap_or(defaults::MAX_STORE_SIZE))
             .filter(|size| *size > 0),
     };
@@ -145,6 +150,15 @@ pub fn compile(raw: RawConfig, path: &Path) -> Result<Config, Errors> {
         if interval.is_zero() {
             errors.push((key.into(), "must be greater than zero".into()));
         }
+    }
+    if storage.commit_delay > defaults::MAX_COMMIT_DELAY {
+        errors.push((
+            "storage.commit_delay".into(),
+            format!(
+                "must be at most {} (every acknowledgement may wait for it; 0s turns it off)",
+                humantime::format_duration(defaults::MAX_COMMIT_DELAY)
+            ),
+        ));
     }
 
     let default_retry = retry_policy(&RawRetry::default(), None, "defaults.retry", &mut errors);

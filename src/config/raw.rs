@@ -211,6 +211,8 @@ pub struct RawStorage {
     pub flush_interval: Option<Duration>,
     #[serde(default, deserialize_with = "deserialize_duration")]
     pub state_flush_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "deserialize_duration")]
+    pub commit_delay: Option<Duration>,
     /// Ingest answers 503 once the store is this large (`0`: no ceiling).
     #[serde(default, deserialize_with = "deserialize_byte_size")]
     pub max_size: Option<u64>,

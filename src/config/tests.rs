@@ -557,3 +557,19 @@ fn sled_flushes_on_its_own_interval() {
         "greater than zero",
     );
 }
+
+#[test]
+fn the_commit_delay_is_bounded_and_may_be_off() {
+    let config = parse_ok(VALID);
+    assert_eq!(config.storage.commit_delay, Duration::from_micros(100));
+    let config = parse_ok(&format!("storage:\n  commit_delay: 0s\n{VALID}"));
+    assert_eq!(config.storage.commit_delay, Duration::ZERO);
+    let config = parse_ok(&format!("storage:\n  commit_delay: 250us\n{VALID}"));
+    assert_eq!(config.storage.commit_delay, Duration::from_micros(250));
+    check_error(
+        &format!("storage:\n  commit_delay: 1s\n{VALID}"),
+        2,
+        "storage.commit_delay",
+        "at most 10ms",
+    );
+}

@@ -8,7 +8,15 @@
 //! Two threads that overlap the next write with this sync were measured slower (BENCHMARKS.md,
 //! 2026-12-04): the write is a copy into the page cache, far shorter than the sync, and on a
 //! busy CPU each hand-off between the threads is a wake-up that costs more than the overlap
-//! saves. Under `relaxed` the syncer has a thread of its own, which answers without waiting for
+//! saves.
+//!
+//! A commit's `fdatasync` costs about the same whether it carries one request or fifty, so under
+//! `strict` a commit that would carry fewer than [`SMALL_COMMIT`] requests waits `commit_delay`
+//! (100 µs by default) for more, but only while requests arrive together: when the previous
+//! commit carried [`COMMIT_SIBLINGS`] or more (PostgreSQL's `commit_delay` and `commit_siblings`).
+//! A lone producer, whose every commit carries its one request, never waits. At moderate rates
+//! on one CPU this makes fewer, larger commits, which leaves the CPU more time for the requests
+//! themselves (BENCHMARKS.md, 2026-12-07). Under `relaxed` the syncer has a thread of its own, which answers without waiting for
 //! the disk and syncs in the background every `flush_interval`.
 //!
 //! A duplicate of an event that is written but not yet durable (`relaxed`, or a failed sync) is
@@ -37,6 +45,12 @@ use super::{Accepted, NewEvent, StoreError};
 /// Most ingest requests one commit takes before flushing.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
 
+/// A commit that would carry fewer requests than this may wait `commit_delay` for more.
+const SMALL_COMMIT: usize = 8;
+
+/// ... if the previous commit carried at least this many: requests are arriving together.
+const COMMIT_SIBLINGS: usize = 2;
+
 /// A sync slower than this is logged: every acknowledgement of the commit waited for it.
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -57,6 +71,8 @@ pub struct Committer {
     /// How often the log is synced in the background under `relaxed`.
     pub flush_interval: Duration,
     pub dedupe_window_ms: u64,
+    /// Under `strict`, how long a small commit waits for more requests (see the module docs).
+    pub commit_delay: Duration,
     pub committed: watch::Sender<EventSeq>,
     /// The newest events, handed over as each commit becomes durable.
     pub tail: Arc<Tail>,
@@ -106,7 +122,9 @@ impl Committer {
             tail: Arc::clone(&self.tail),
         };
         if self.durability == Durability::Strict {
-            while let Some(batch) = next_batch(&mut jobs) {
+            let mut previous = 0;
+            while let Some(batch) = next_batch(&mut jobs, previous, self.commit_delay) {
+                previous = batch.len();
                 let written = self.commit(batch);
                 syncer.finish(vec![written]);
             }
@@ -117,7 +135,8 @@ impl Committer {
             .name("fanout-sync".into())
             .spawn(move || syncer.run(&written))
             .expect("the sync thread starts");
-        while let Some(batch) = next_batch(&mut jobs) {
+        // Under `relaxed` a commit is a write into the page cache: nothing to wait for.
+        while let Some(batch) = next_batch(&mut jobs, 0, Duration::ZERO) {
             if handoff.send(self.commit(batch)).is_err() {
                 break;
             }
@@ -222,16 +241,34 @@ impl Committer {
 }
 
 /// Waits for the next request and takes every other one waiting with it (up to
-/// [`MAX_JOBS_PER_COMMIT`]); `None` once every sender is dropped.
-fn next_batch(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+/// [`MAX_JOBS_PER_COMMIT`]); if that is few while the `previous` commit carried several, waits
+/// `delay` once and takes what came meanwhile. `None` once every sender is dropped.
+fn next_batch(
+    jobs: &mut mpsc::Receiver<Job>,
+    previous: usize,
+    delay: Duration,
+) -> Option<Vec<Job>> {
     let mut batch = vec![jobs.blocking_recv()?];
+    take_waiting(jobs, &mut batch);
+    if worth_waiting(previous, batch.len(), delay) {
+        std::thread::sleep(delay);
+        take_waiting(jobs, &mut batch);
+    }
+    Some(batch)
+}
+
+/// Whether a commit of `taken` requests waits `delay` for more, after one of `previous`.
+fn worth_waiting(previous: usize, taken: usize, delay: Duration) -> bool {
+    !delay.is_zero() && previous >= COMMIT_SIBLINGS && taken < SMALL_COMMIT
+}
+
+fn take_waiting(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     while batch.len() < MAX_JOBS_PER_COMMIT {
         match jobs.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
-    Some(batch)
 }
 
 impl Syncer {
@@ -339,5 +376,54 @@ impl Syncer {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            events: Vec::new(),
+            now_ms: 0,
+            reply: tokio::sync::oneshot::channel().0,
+            relay: None,
+        }
+    }
+
+    #[test]
+    fn only_a_small_commit_after_a_shared_one_waits() {
+        let delay = Duration::from_micros(100);
+        assert!(worth_waiting(2, 1, delay));
+        assert!(worth_waiting(40, SMALL_COMMIT - 1, delay));
+        assert!(!worth_waiting(40, SMALL_COMMIT, delay), "already large");
+        assert!(!worth_waiting(1, 1, delay), "a lone producer never waits");
+        assert!(!worth_waiting(0, 1, delay), "nor does the first commit");
+        assert!(!worth_waiting(40, 1, Duration::ZERO), "0s turns it off");
+    }
+
+    #[test]
+    fn a_request_sent_during_the_delay_joins_the_commit() {
+        let (sender, mut jobs) = mpsc::channel(16);
+        let producer = std::thread::spawn(move || {
+            sender.blocking_send(job()).expect("the committer listens");
+            // Once the committer has taken the first request, send the second: with the delay
+            // it lands in the same commit, without it in the next.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while sender.capacity() < sender.max_capacity() {
+                assert!(std::time::Instant::now() < deadline, "never taken");
+                std::thread::yield_now();
+            }
+            sender.blocking_send(job()).expect("the committer listens");
+        });
+        let batch =
+            next_batch(&mut jobs, COMMIT_SIBLINGS, Duration::from_secs(1)).expect("a batch");
+        assert_eq!(batch.len(), 2);
+        producer.join().expect("the producer");
+        assert!(
+            next_batch(&mut jobs, 2, Duration::ZERO).is_none(),
+            "sender dropped"
+        );
     }
 }

@@ -12,6 +12,7 @@ fn config(durability: Durability) -> StorageConfig {
         cache_capacity: 8 * 1024 * 1024,
         flush_interval: Duration::from_millis(50),
         state_flush_interval: Duration::from_millis(50),
+        commit_delay: Duration::from_micros(100),
         max_size: None,
     }
 }
