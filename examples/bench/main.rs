@@ -215,7 +215,7 @@ fn main() -> anyhow::Result<()> {
         let (router_cpu, why) = match std::env::var(ROUTER_CPU_ENV) {
             Ok(cpu) => (
                 cpu.parse()
-                    .context("FANOUT_BENCH_ROUTER_CPU is a CPU number")?,
+                    .with_context(|| format!("{ROUTER_CPU_ENV} is a CPU number"))?,
                 "chosen with FANOUT_BENCH_ROUTER_CPU",
             ),
             Err(_) => match (cpus == 2)
@@ -227,7 +227,7 @@ fn main() -> anyhow::Result<()> {
             },
         };
         if cpus >= 2 && router_cpu >= cpus {
-            bail!("FANOUT_BENCH_ROUTER_CPU is {router_cpu}, but this machine has {cpus} CPUs");
+            bail!("{ROUTER_CPU_ENV} is {router_cpu}, but this machine has {cpus} CPUs");
         }
         let mut command = router::pinned(&exe, (cpus >= 2).then_some(load_cpu(router_cpu)));
         let status = command
@@ -808,16 +808,18 @@ impl Bench {
             }
         }
         // The latency runs are set by the fan-out-1 maximum (not measured: no latency runs), or
-        // by `FANOUT_BENCH_E2E_MAX`, so that two builds compared are loaded alike.
-        if let Ok(fixed) = std::env::var(E2E_MAX_ENV) {
-            max_fanout1 = fixed
+        // by `FANOUT_BENCH_E2E_MAX`, so that two builds compared are loaded alike. Only they are:
+        // the isolation and backlog scenarios still take the measured maximum.
+        let latency_max = match std::env::var(E2E_MAX_ENV) {
+            Ok(fixed) => fixed
                 .parse()
-                .with_context(|| format!("{E2E_MAX_ENV} is a rate in events/s"))?;
-        }
-        if report && max_fanout1 > 0.0 {
+                .with_context(|| format!("{E2E_MAX_ENV} is a rate in events/s"))?,
+            Err(_) => max_fanout1,
+        };
+        if report && latency_max > 0.0 {
             for percent in [25u32, 50, 75] {
                 println!("== end-to-end latency at {percent} % of max");
-                let rate = max_fanout1 * f64::from(percent) / 100.0;
+                let rate = latency_max * f64::from(percent) / 100.0;
                 let (mut p50, mut p99, mut p999) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..self.args.runs {
                     self.receiver.reset();
