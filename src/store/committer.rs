@@ -16,8 +16,10 @@
 //! commit carried [`COMMIT_SIBLINGS`] or more (PostgreSQL's `commit_delay` and `commit_siblings`).
 //! A lone producer, whose every commit carries its one request, never waits. At moderate rates
 //! on one CPU this makes fewer, larger commits, which leaves the CPU more time for the requests
-//! themselves (BENCHMARKS.md, 2026-12-07). Under `relaxed` the syncer has a thread of its own, which answers without waiting for
-//! the disk and syncs in the background every `flush_interval`.
+//! themselves (BENCHMARKS.md, 2026-12-07).
+//!
+//! Under `relaxed` the syncer has a thread of its own, which answers without waiting for the
+//! disk and syncs in the background every `flush_interval`.
 //!
 //! A duplicate of an event that is written but not yet durable (`relaxed`, or a failed sync) is
 //! answered by a later commit, so its answer never comes before the original's.
