@@ -60,6 +60,9 @@ pub struct Lag {
     pub fanout: u64,
     /// Most deliveries accepted and not arrived.
     pub max: u64,
+    /// How often a sender was held back: a figure measured while this did not grow is not a
+    /// sustained rate (ingest was outrunning delivery and the lag still growing).
+    pub held: Arc<AtomicU64>,
 }
 
 impl Lag {
@@ -67,8 +70,14 @@ impl Lag {
         while Instant::now() < until
             && accepted.load(Ordering::Relaxed) * self.fanout > (self.delivered)() + self.max
         {
+            self.held.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
+    }
+
+    /// Times a sender has been held back so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 }
 

@@ -426,18 +426,22 @@ impl Bench {
         (dir, router)
     }
 
-    /// Holds a closed loop to [`report::E2E_MAX_LAG`] deliveries not yet arrived, as counted by
-    /// `counter` of the receiver.
+    /// Holds a closed loop of `connections` requests of `batch` events each to
+    /// [`report::E2E_MAX_LAG`] deliveries not yet arrived, as counted by `counter` of the
+    /// receiver, beyond what one round of its requests carries (which it could not go below).
     fn lag(
         &self,
         counter: fn(&receiver::State) -> &std::sync::atomic::AtomicU64,
         fanout: u64,
+        connections: usize,
+        batch: usize,
     ) -> load::Lag {
         let state = Arc::clone(&self.receiver.state);
         load::Lag {
             delivered: Arc::new(move || counter(&state).load(std::sync::atomic::Ordering::Relaxed)),
             fanout,
-            max: report::E2E_MAX_LAG,
+            max: report::E2E_MAX_LAG + (connections * batch.max(1)) as u64 * fanout,
+            held: Arc::default(),
         }
     }
 
@@ -766,16 +770,21 @@ impl Bench {
                 let load = self.load_batched(&router.url, self.args.size, batch);
                 let window = self.args.duration;
                 let pid = router.pid();
+                // Batches carry many events per request: fewer connections keep the lag bound.
+                let connections = if batch > 1 { 8 } else { self.args.connections };
+                let lag = self.lag(|state| &state.requests, fanout as u64, connections, batch);
                 let measure = async {
                     tokio::time::sleep(window / 5).await;
                     let (first, at) = (self.receiver.requests(), Instant::now());
                     let cpu = router::cpu_of(pid).unwrap_or_default();
+                    let held = lag.held();
                     tokio::time::sleep(window * 3 / 5).await;
                     let delivered = (self.receiver.requests() - first) as f64;
                     let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
                     let figures = (
                         delivered / at.elapsed().as_secs_f64(),
                         cpu.as_secs_f64() * 1e6 / delivered.max(1.0),
+                        lag.held() - held,
                     );
                     // After the window's clock is read: reading /proc/net/tcp is no part of it.
                     println!(
@@ -784,13 +793,14 @@ impl Bench {
                     );
                     figures
                 };
-                let lag = self.lag(|state| &state.requests, fanout as u64);
-                // Batches carry many events per request: fewer connections keep the lag bound.
-                let connections = if batch > 1 { 8 } else { self.args.connections };
-                let (closed, (rate, cpu)) = tokio::join!(
-                    load.closed_loop(connections, window, None, Some(lag)),
+                let (closed, (rate, cpu, held)) = tokio::join!(
+                    load.closed_loop(connections, window, None, Some(lag.clone())),
                     measure
                 );
+                println!("   senders held back at the lag bound in the window: {held} times");
+                if held == 0 {
+                    runs_of.unsustained();
+                }
                 self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
                     .await?;
                 router.stop();
@@ -900,18 +910,28 @@ impl Bench {
                     subscribers.iter().filter(|sub| sub.kind == "ok").count() as u64;
                 // The healthy subscribers' sustained rate: a closed loop held to a bounded lag
                 // of their deliveries, measured over the middle of the run.
-                let lag = self.lag(|state| &state.ok_requests, healthy_count);
+                let lag = self.lag(
+                    |state| &state.ok_requests,
+                    healthy_count,
+                    self.args.connections,
+                    1,
+                );
                 let window = self.args.duration;
                 let measure = async {
                     tokio::time::sleep(window / 5).await;
-                    let (first, at) = (self.receiver.ok_requests(), Instant::now());
+                    let (first, at, held) =
+                        (self.receiver.ok_requests(), Instant::now(), lag.held());
                     tokio::time::sleep(window * 3 / 5).await;
+                    println!(
+                        "   senders held back at the lag bound in the window: {} times",
+                        lag.held() - held
+                    );
                     (self.receiver.ok_requests() - first) as f64
                         / healthy_count as f64
                         / at.elapsed().as_secs_f64()
                 };
                 let (closed, rate_seen) = tokio::join!(
-                    load.closed_loop(self.args.connections, window, None, Some(lag)),
+                    load.closed_loop(self.args.connections, window, None, Some(lag.clone())),
                     measure
                 );
                 self.wait_ok(closed.accepted * healthy_count).await?;

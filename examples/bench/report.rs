@@ -7,8 +7,12 @@ use std::time::Duration;
 
 const START: &str = "<!-- results:start -->";
 const END: &str = "<!-- results:end -->";
-/// Most deliveries the end-to-end scenario lets be accepted and not yet arrived.
-pub const E2E_MAX_LAG: u64 = 20_000;
+/// Most deliveries the end-to-end and isolation scenarios let be accepted and not yet arrived:
+/// about a tenth of a second of deliveries at the rates measured here, so a run reaches it
+/// within its first second and is measured in the steady state it holds, ingest no faster
+/// than delivery. With 20,000 (until 2026-12-07) fan-out 1 never reached it in a 5 s run: ingest
+/// outran delivery all the way, the lag still growing, and that transient was reported.
+pub const E2E_MAX_LAG: u64 = 2_000;
 
 /// Median with min and max of several runs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -77,9 +81,17 @@ pub struct Runs {
     b3: Vec<f64>,
     of_b3: Vec<f64>,
     of_b3_cpu: Vec<f64>,
+    /// Runs whose closed loop was never held back at the lag bound while measured.
+    unsustained: usize,
 }
 
 impl Runs {
+    /// Marks the last run as not sustained: its publishing was never held back at the lag bound
+    /// while it was measured, so ingest outran delivery and the lag was still growing.
+    pub fn unsustained(&mut self) {
+        self.unsustained += 1;
+    }
+
     /// One run: deliveries/s and router CPU µs per delivery, and its B3 (none where the figure
     /// is not reported, only its rate used).
     pub fn push(&mut self, rate: f64, cpu_us: f64, b3: Option<B3>) {
@@ -105,6 +117,7 @@ impl Runs {
             b3: Stat::of(&self.b3),
             of_b3: Stat::of(&self.of_b3),
             of_b3_cpu: Stat::of(&self.of_b3_cpu),
+            unsustained: (self.unsustained, self.rates.len()),
         }
     }
 }
@@ -119,6 +132,8 @@ struct Deliveries {
     of_b3: Stat,
     /// The paired B3's CPU time per request, in percent of the router's per delivery.
     of_b3_cpu: Stat,
+    /// Runs not held at the lag bound while measured, of all runs.
+    unsustained: (usize, usize),
 }
 
 /// The header of a deliveries table after its first two columns.
@@ -436,7 +451,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "Sustained end to end: closed-loop publishing held to at most {} deliveries accepted and not yet arrived, so each figure is a rate that ingest and delivery sustain together on the router's one CPU (its CPU time per delivery includes the ingest).\n\n| fan-out | published as | {DELIVERIES_COLUMNS} | target |\n|---|---|---|---|---|---|---|---|",
+            "Sustained end to end: closed-loop publishing held to at most {} deliveries accepted and not yet arrived beyond what one round of its requests carries (connections x events per request x fan-out), so each figure is a rate that ingest and delivery sustain together on the router's one CPU (its CPU time per delivery includes the ingest). A run whose publishing the bound never held back while it was measured is marked: ingest was outrunning delivery, a transient and not a sustained rate.\n\n| fan-out | published as | {DELIVERIES_COLUMNS} | target |\n|---|---|---|---|---|---|---|---|",
             number(E2E_MAX_LAG as f64, 0)
         );
         for (fanout, batch, figure) in &self.deliveries {
@@ -445,7 +460,14 @@ impl Report {
             } else {
                 format!("batches of {batch}")
             };
-            let target = deliveries_target(*fanout, figure);
+            let mut target = deliveries_target(*fanout, figure);
+            if figure.unsustained.0 > 0 {
+                let _ = write!(
+                    target,
+                    " (lag bound not reached in {} of {} runs: not a sustained rate)",
+                    figure.unsustained.0, figure.unsustained.1
+                );
+            }
             delivery_row(out, *fanout, &published, figure, &target);
         }
         out.push('\n');
