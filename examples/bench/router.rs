@@ -48,10 +48,18 @@ pub fn write_config_with(
 ) -> PathBuf {
     // sled's cache as fanout's default sets it; `FANOUT_BENCH_CACHE` tries another size.
     let cache = std::env::var("FANOUT_BENCH_CACHE").unwrap_or_else(|_| "64MiB".into());
+    // More `storage` settings to compare two configurations of one build: `key: value` pairs
+    // separated by `;`, e.g. `FANOUT_BENCH_STORAGE="commit_delay: 0s"`.
+    let storage: String = std::env::var("FANOUT_BENCH_STORAGE")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| format!("  {}\n", pair.trim()))
+        .collect();
     // Longer than the load generator's idle timeouts, so that it closes idle connections first.
     let keep_alive = crate::SERVER_KEEP_ALIVE.as_secs();
     let mut text = format!(
-        "storage:\n  durability: {durability}\n  cache_capacity: {cache}\nserver:\n  max_body_size: 1MiB\n  workers: 1\n  keep_alive: {keep_alive}s\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
+        "storage:\n  durability: {durability}\n  cache_capacity: {cache}\n{storage}server:\n  max_body_size: 1MiB\n  workers: 1\n  keep_alive: {keep_alive}s\noutbound:\n  allow_networks: [127.0.0.0/8]\nsubscribers:\n"
     );
     for (index, sub) in subscribers.iter().enumerate() {
         text.push_str(&format!(
