@@ -1,9 +1,16 @@
 //! CloudEvents JSON format: one event (structured mode) or an array of them (batched mode).
 //! The `data` member is kept as the exact bytes the producer sent.
+//!
+//! An event is read in one pass ([`Members`]): member names are borrowed from the body, `data`
+//! and `data_base64` are kept as borrowed raw JSON, and every other member is read straight
+//! into an attribute value. Ingest parses every event this way, so it allocates only what the
+//! event keeps (BENCHMARKS.md, 2026-12-08).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::fmt;
 
 use base64::Engine;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::event::{is_json_media_type, AttrValue, Data, Event};
@@ -15,7 +22,7 @@ use super::problem::FieldError;
 /// # Errors
 /// Every problem, naming the attribute.
 pub fn parse_one(body: &[u8]) -> Result<Event, Vec<FieldError>> {
-    let members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body)
+    let members: Members = serde_json::from_slice(body)
         .map_err(|error| vec![body_error(None, format!("not a JSON object: {error}"))])?;
     from_members(members, None)
 }
@@ -43,7 +50,7 @@ pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, Vec<Fie
     let mut events = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let parsed = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(item.get())
+        let parsed = serde_json::from_str::<Members>(item.get())
             .map_err(|error| {
                 vec![body_error(
                     Some(index),
@@ -63,10 +70,127 @@ pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, Vec<Fie
     }
 }
 
-fn from_members(
-    members: BTreeMap<String, Box<RawValue>>,
-    index: Option<usize>,
-) -> Result<Event, Vec<FieldError>> {
+/// A member's value as read: raw JSON for `data` and `data_base64`, an attribute for the rest.
+enum Value<'a> {
+    Raw(&'a RawValue),
+    /// `None` for `null`, which is as if the attribute were not given.
+    Attribute(Option<AttrValue>),
+    /// Not a string, a boolean or an integer.
+    Mistyped,
+}
+
+/// An event object's members in name order; of a name given twice, the last (as a map would).
+struct Members<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
+
+/// A member name, borrowed from the body unless it has escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+            fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// An attribute's value: a string, a boolean, an integer or null, or else mistyped.
+struct Attribute(Value<'static>);
+
+impl<'de> de::Deserialize<'de> for Attribute {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AttributeVisitor;
+        impl<'de> Visitor<'de> for AttributeVisitor {
+            type Value = Attribute;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(None)))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(None)))
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(Some(AttrValue::Boolean(flag)))))
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(Some(AttrValue::Integer(
+                    number,
+                )))))
+            }
+            fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
+                Ok(Attribute(match i64::try_from(number) {
+                    Ok(number) => Value::Attribute(Some(AttrValue::Integer(number))),
+                    Err(_) => Value::Mistyped,
+                }))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Mistyped))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(Some(AttrValue::String(
+                    text.to_owned(),
+                )))))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Attribute(Value::Attribute(Some(AttrValue::String(text)))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+                while items.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Attribute(Value::Mistyped))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Attribute(Value::Mistyped))
+            }
+        }
+        deserializer.deserialize_any(AttributeVisitor)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(Name(name)) = map.next_key()? {
+                    let value = match &*name {
+                        "data" | "data_base64" => Value::Raw(map.next_value()?),
+                        _ => map.next_value::<Attribute>()?.0,
+                    };
+                    members.push((name, value));
+                }
+                // Name order, the last of a name given twice kept: what a map would hold.
+                members.reverse();
+                members.sort_by(|(a, _), (b, _)| a.cmp(b));
+                members.dedup_by(|(later, _), (earlier, _)| later == earlier);
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+fn from_members(members: Members, index: Option<usize>) -> Result<Event, Vec<FieldError>> {
     let error = |attribute: &str, detail: String| FieldError {
         attribute: attribute.to_owned(),
         index,
@@ -74,33 +198,19 @@ fn from_members(
         detail,
     };
     let mut errors = Vec::new();
-    let mut attributes = Vec::with_capacity(members.len());
+    let mut attributes = Vec::with_capacity(members.0.len());
     let mut data_raw = None;
     let mut data_base64 = None;
-    for (name, raw) in members {
-        match name.as_str() {
-            "data" => data_raw = Some(raw),
-            "data_base64" => data_base64 = Some(raw),
-            _ => match serde_json::from_str::<serde_json::Value>(raw.get()) {
-                Ok(serde_json::Value::Null) => {}
-                Ok(serde_json::Value::String(text)) => {
-                    attributes.push((name, AttrValue::String(text)))
-                }
-                Ok(serde_json::Value::Bool(flag)) => {
-                    attributes.push((name, AttrValue::Boolean(flag)))
-                }
-                Ok(serde_json::Value::Number(number)) if number.as_i64().is_some() => {
-                    attributes.push((
-                        name,
-                        AttrValue::Integer(number.as_i64().unwrap_or_default()),
-                    ));
-                }
-                Ok(_) => errors.push(error(
-                    &name,
-                    "must be a string, a boolean or an integer".into(),
-                )),
-                Err(parse) => errors.push(error(&name, parse.to_string())),
-            },
+    for (name, value) in members.0 {
+        match (name.as_ref(), value) {
+            ("data", Value::Raw(raw)) => data_raw = Some(raw),
+            ("data_base64", Value::Raw(raw)) => data_base64 = Some(raw),
+            (_, Value::Attribute(None) | Value::Raw(_)) => {}
+            (_, Value::Attribute(Some(value))) => attributes.push((name.into_owned(), value)),
+            (_, Value::Mistyped) => errors.push(error(
+                &name,
+                "must be a string, a boolean or an integer".into(),
+            )),
         }
     }
     let content_type = attributes
@@ -165,5 +275,81 @@ fn body_error(index: Option<usize>, detail: String) -> FieldError {
         index,
         pointer: None,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes_of(errors: &[FieldError]) -> Vec<&str> {
+        errors
+            .iter()
+            .map(|error| error.attribute.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn reads_attributes_extensions_and_data_in_one_pass() {
+        let body = br#"{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.placed",
+            "subject":null,"priority":3,"urgent":true,"re\u0067ion":"eu",
+            "data":{"sku":"A-1","qty":[1, 2]}}"#;
+        let event = parse_one(body).expect("a valid event");
+        assert_eq!(event.id, "e-1");
+        assert_eq!(event.ty, "order.placed");
+        assert_eq!(event.subject, None, "null is as if not given");
+        assert_eq!(event.extension("priority"), Some(&AttrValue::Integer(3)));
+        assert_eq!(event.extension("urgent"), Some(&AttrValue::Boolean(true)));
+        assert_eq!(
+            event.extension("region"),
+            Some(&AttrValue::String("eu".into())),
+            "an escaped member name is read like any other"
+        );
+        assert_eq!(
+            event.data,
+            Some(Data::Json(br#"{"sku":"A-1","qty":[1, 2]}"#.to_vec())),
+            "data is kept byte for byte"
+        );
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_the_last_value() {
+        let body = br#"{"specversion":"1.0","id":"first","source":"/s","type":"t","id":"second"}"#;
+        assert_eq!(parse_one(body).expect("a valid event").id, "second");
+    }
+
+    #[test]
+    fn names_every_attribute_that_is_not_a_string_a_boolean_or_an_integer() {
+        let body = br#"{"specversion":"1.0","id":"e","source":"/s","type":"t",
+            "ratio":0.5,"tags":["a"],"nested":{"a":{"b":1}},"huge":18446744073709551615,
+            "fine":-2147483648}"#;
+        let errors = parse_one(body).expect_err("mistyped extensions");
+        assert_eq!(attributes_of(&errors), ["huge", "nested", "ratio", "tags"]);
+        assert!(errors[0]
+            .detail
+            .contains("must be a string, a boolean or an integer"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_a_body_error() {
+        for body in [
+            &b"[1, 2]"[..],
+            b"{not json",
+            b"\"text\"",
+            b"{\"id\":\"e\",}",
+        ] {
+            let errors = parse_one(body).expect_err("not an event object");
+            assert_eq!(attributes_of(&errors), ["body"]);
+            assert!(errors[0].detail.starts_with("not a JSON object: "));
+        }
+    }
+
+    #[test]
+    fn each_event_of_a_batch_is_read_alike() {
+        let body = br#"[{"specversion":"1.0","id":"a","source":"/s","type":"t","data":"x"},
+            {"specversion":"1.0","id":"b","source":"/s","type":"t","n":1.5}]"#;
+        let errors = parse_batch(body, 10).expect_err("the second event is invalid");
+        assert_eq!(attributes_of(&errors), ["n"]);
+        assert_eq!(errors[0].index, Some(1));
     }
 }
