@@ -12,6 +12,7 @@
 
 mod baselines;
 mod load;
+mod profile;
 mod receiver;
 mod report;
 mod router;
@@ -101,6 +102,10 @@ struct Args {
     /// alone): fanout's default is 16.
     #[arg(long, default_value_t = 16)]
     ingest_concurrency: usize,
+    /// Draw a flame graph of the router for each sustained end-to-end case into this folder, from
+    /// one extra run of the case with `perf record` attached (not part of the reported figures).
+    #[arg(long)]
+    flamegraphs: Option<PathBuf>,
     #[arg(long, hide = true)]
     serve_b2: bool,
     #[arg(long, hide = true)]
@@ -747,11 +752,14 @@ impl Bench {
             println!("== end-to-end: fan-out {fanout}, {batch} event(s) per request");
             let mut runs_of = report::Runs::default();
             let runs = if report { self.args.runs } else { 1 };
-            for _ in 0..runs {
+            // With `--flamegraphs`, one more run with perf attached, reported apart.
+            let profiled = self.args.flamegraphs.clone().filter(|_| report);
+            for run in 0..runs + usize::from(profiled.is_some()) {
+                let profiling = profiled.as_deref().filter(|_| run == runs);
                 self.receiver.reset();
                 // The B3s this run is compared with, just before and just after it (not needed
-                // unreported).
-                let before = if report {
+                // unreported or profiled).
+                let before = if report && profiling.is_none() {
                     Some(self.b3(self.args.size)?)
                 } else {
                     None
@@ -778,6 +786,14 @@ impl Bench {
                     let (first, at) = (self.receiver.requests(), Instant::now());
                     let cpu = router::cpu_of(pid).unwrap_or_default();
                     let held = lag.held();
+                    let recording = profiling.map(|dir| {
+                        let name = format!("e2e-fanout{fanout}-batch{batch}");
+                        let title = format!(
+                            "fanout, sustained end to end: fan-out {fanout}, {batch} event(s) per request, {} B events",
+                            self.args.size
+                        );
+                        profile::start(pid, window * 3 / 5, dir, &name, title)
+                    });
                     tokio::time::sleep(window * 3 / 5).await;
                     let delivered = (self.receiver.requests() - first) as f64;
                     let cpu = router::cpu_of(pid).unwrap_or_default().saturating_sub(cpu);
@@ -791,19 +807,27 @@ impl Bench {
                         "   connections to the receiver at the window's end: {}",
                         self.receiver.connections()
                     );
-                    figures
+                    (figures, recording)
                 };
-                let (closed, (rate, cpu, held)) = tokio::join!(
+                let (closed, ((rate, cpu, held), recording)) = tokio::join!(
                     load.closed_loop(connections, window, None, Some(lag.clone())),
                     measure
                 );
                 println!("   senders held back at the lag bound in the window: {held} times");
-                if held == 0 {
-                    runs_of.unsustained();
-                }
                 self.expect_delivered(closed.accepted * fanout as u64, Duration::from_secs(300))
                     .await?;
                 router.stop();
+                if let Some(recording) = recording {
+                    let subtitle = format!(
+                        "{rate:.0} deliveries/s with perf attached, {cpu:.1} µs of the router's CPU per delivery"
+                    );
+                    let svg = recording?.finish(subtitle)?;
+                    println!("   flame graph (this run not reported): {}", svg.display());
+                    continue;
+                }
+                if held == 0 {
+                    runs_of.unsustained();
+                }
                 let b3 = match before {
                     Some(before) => Some(B3::mean(before, self.b3(self.args.size)?)),
                     None => None,
