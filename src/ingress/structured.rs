@@ -3,8 +3,8 @@
 //!
 //! An event is read in one pass ([`Members`]): member names are borrowed from the body, `data`
 //! and `data_base64` are kept as borrowed raw JSON, and every other member is read straight
-//! into an attribute value. Ingest parses every event this way, so it allocates only what the
-//! event keeps (BENCHMARKS.md, 2026-12-08).
+//! into an attribute value. Ingest parses every event this way, so it allocates little beyond
+//! what the event keeps (BENCHMARKS.md, the tried table near midnight of 2026-12-07).
 
 use std::borrow::Cow;
 use std::fmt;
